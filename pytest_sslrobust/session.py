@@ -1,0 +1,137 @@
+"""The per-run state object: loaded backbones, the dataset, the cache and their counters."""
+
+from __future__ import annotations
+
+import collections
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_sslrobust.settings import Settings
+
+if TYPE_CHECKING:
+    from pytest_sslrobust.backbones.base import Backbone
+    from pytest_sslrobust.data.base import Dataset
+    from pytest_sslrobust.features.cache import FeatureCache
+    from pytest_sslrobust.features.store import FeatureStore
+
+RUN_KEY = pytest.StashKey["SslRobustRun"]()
+
+
+class SslRobustRun:
+    """Owns everything heavy, built on first use and shared by all tests of the session."""
+
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self._backbones: dict[str, Backbone] = {}
+        self._dataset: Dataset | None = None
+        self._stores: dict[str, FeatureStore] = {}
+        self._cache: FeatureCache | None = None
+        self.worker_stats: collections.Counter[str] = collections.Counter()
+
+    @property
+    def is_worker(self) -> bool:
+        return hasattr(self.config, "workerinput")
+
+    @property
+    def cache(self) -> FeatureCache:
+        if self._cache is None:
+            from pytest_sslrobust.features.cache import FeatureCache
+
+            directory = None if self.settings.no_cache else self.settings.cache_dir
+            self._cache = FeatureCache(directory)
+        return self._cache
+
+    def stats(self) -> collections.Counter[str]:
+        """Cache counters of this process plus those reported by xdist workers."""
+        total = collections.Counter(self.worker_stats)
+        if self._cache is not None:
+            total.update(self._cache.stats)
+        return total
+
+    def device(self) -> Any:
+        import torch
+
+        wanted = self.settings.device
+        if wanted == "auto":
+            if torch.cuda.is_available():
+                return torch.device("cuda")
+            if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+                return torch.device("mps")
+            return torch.device("cpu")
+        device = torch.device(wanted)
+        if device.type == "cuda":
+            if not torch.cuda.is_available():
+                pytest.fail(
+                    f"--sslrobust-device={wanted}: CUDA is not available in this torch build "
+                    "or on this machine; use --sslrobust-device=cpu or auto",
+                    pytrace=False,
+                )
+            if device.index is not None and device.index >= torch.cuda.device_count():
+                pytest.fail(
+                    f"--sslrobust-device={wanted}: only {torch.cuda.device_count()} CUDA "
+                    "device(s) present",
+                    pytrace=False,
+                )
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            pytest.fail(f"--sslrobust-device={wanted}: MPS is not available", pytrace=False)
+        return device
+
+    def backbone(self, spec: str) -> Backbone:
+        if spec not in self._backbones:
+            from pytest_sslrobust.backbones.base import BackboneError
+            from pytest_sslrobust.backbones.loading import load_backbone
+
+            try:
+                backbone = load_backbone(spec, arch=self.settings.arch)
+            except BackboneError as exc:
+                pytest.fail(f"sslrobust: {exc}", pytrace=False)
+            self._backbones[spec] = backbone.to(self.device())
+        return self._backbones[spec]
+
+    def dataset(self) -> Dataset:
+        if self._dataset is None:
+            from pytest_sslrobust.data.base import DataError
+            from pytest_sslrobust.data.specs import load_dataset
+
+            try:
+                self._dataset = load_dataset(self.settings.data)
+            except DataError as exc:
+                pytest.fail(f"sslrobust: {exc}", pytrace=False)
+        return self._dataset
+
+    def store(self, backbone: Backbone, dataset: Dataset) -> FeatureStore:
+        key = f"{backbone.fingerprint}:{dataset.fingerprint}"
+        if key not in self._stores:
+            from pytest_sslrobust.features.store import FeatureStore
+
+            self._stores[key] = FeatureStore(
+                backbone,
+                dataset,
+                self.cache,
+                seed=self.settings.seed,
+                max_images=self.settings.max_images,
+                batch_size=self.settings.batch_size,
+                progress=self.progress,
+            )
+        return self._stores[key]
+
+    def progress(self, label: str) -> Any:
+        from pytest_sslrobust.features.extract import TerminalProgress
+
+        return TerminalProgress(label, self.write_terminal)
+
+    def write_terminal(self, text: str) -> None:
+        """Write around output capture, so progress shows while a fixture is set up."""
+        if self.is_worker:
+            return
+        reporter = self.config.pluginmanager.getplugin("terminalreporter")
+        capture = self.config.pluginmanager.getplugin("capturemanager")
+        if reporter is None:
+            return
+        if capture is None:
+            reporter.write(text, flush=True)
+            return
+        with capture.global_and_fixture_disabled():
+            reporter.write(text, flush=True)

@@ -1,0 +1,249 @@
+"""The frozen run settings, built once from options and ini keys."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+DEFAULT_MODEL = "efficientnet-lite0"
+DEFAULT_DATA = "bundled:textured-digits"
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_SEED = 0
+
+_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def parse_models(value: str) -> tuple[str, ...]:
+    """Split ``a,b,c`` into model specs, refusing empty and repeated entries."""
+    specs = tuple(part.strip() for part in value.split(","))
+    if not value.strip() or any(not spec for spec in specs):
+        raise argparse.ArgumentTypeError(
+            f"Could not parse model list {value!r}: expected SPEC[,SPEC...] with no empty entry"
+        )
+    repeated = sorted({spec for spec in specs if specs.count(spec) > 1})
+    if repeated:
+        raise argparse.ArgumentTypeError(
+            f"Could not parse model list {value!r}: {', '.join(repeated)} given more than once"
+        )
+    return specs
+
+
+def parse_device(value: str) -> str:
+    """Accept ``auto``, ``cpu``, ``mps``, ``cuda`` or ``cuda:N``."""
+    text = value.strip().lower()
+    if not _DEVICE_RE.match(text):
+        raise argparse.ArgumentTypeError(
+            f"Could not parse device {value!r}: expected auto, cpu, cuda, cuda:N or mps"
+        )
+    return text
+
+
+def _integer(value: str, what: str, minimum: int) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"Could not parse {what} {value!r}: expected a whole number >= {minimum}"
+        ) from None
+    if number < minimum:
+        raise argparse.ArgumentTypeError(
+            f"Could not parse {what} {value!r}: expected a whole number >= {minimum}"
+        )
+    return number
+
+
+def parse_batch_size(value: str) -> int:
+    return _integer(value, "batch size", 1)
+
+
+def parse_max_images(value: str) -> int:
+    return _integer(value, "max images", 1)
+
+
+def parse_seed(value: str) -> int:
+    return _integer(value, "seed", 0)
+
+
+def parse_data(value: str) -> str:
+    """Check a data spec's syntax and that its paths exist; loading happens later."""
+    from pytest_sslrobust.data.specs import validate_data_spec
+
+    problem = validate_data_spec(value.strip())
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return value.strip()
+
+
+def parse_path(value: str) -> Path:
+    return Path(value).expanduser()
+
+
+def parse_bool(value: str | bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise argparse.ArgumentTypeError(f"Could not parse boolean {value!r}: expected true or false")
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One setting: its command-line flag, ini key, parser, default and help."""
+
+    name: str
+    parse: Callable[[str], Any] | None
+    default: Any
+    metavar: str | None
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return "--sslrobust-" + self.name.replace("_", "-")
+
+    @property
+    def ini(self) -> str:
+        return "sslrobust_" + self.name
+
+    @property
+    def dest(self) -> str:
+        return "sslrobust_" + self.name
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "model",
+        parse_models,
+        (DEFAULT_MODEL,),
+        "SPEC[,SPEC...]",
+        "backbone(s) to test: an alias (see docs), timm:NAME[.tag], file:PATH or "
+        f"module.path:callable; several parametrize the tests (default: {DEFAULT_MODEL})",
+    ),
+    Option(
+        "arch",
+        str,
+        None,
+        "TIMM_NAME",
+        "timm architecture that file: weights are loaded into (e.g. resnet50)",
+    ),
+    Option(
+        "data",
+        parse_data,
+        DEFAULT_DATA,
+        "SPEC",
+        "dataset: bundled:NAME, imagefolder:PATH[,masks=DIR], imagenet-c:PATH,clean=DIR, "
+        f"cifar-c:PATH, in9:PATH (default: {DEFAULT_DATA})",
+    ),
+    Option(
+        "device",
+        parse_device,
+        "auto",
+        "auto|cpu|cuda[:N]|mps",
+        "device for feature extraction (default: auto, the first of cuda, mps, cpu)",
+    ),
+    Option(
+        "batch_size",
+        parse_batch_size,
+        DEFAULT_BATCH_SIZE,
+        "N",
+        f"images per forward pass (default: {DEFAULT_BATCH_SIZE})",
+    ),
+    Option(
+        "max_images",
+        parse_max_images,
+        None,
+        "N",
+        "use a deterministic, class-stratified subset of at most N images per split (default: all)",
+    ),
+    Option(
+        "seed",
+        parse_seed,
+        DEFAULT_SEED,
+        "N",
+        f"seed for subsets, splits and random alterations (default: {DEFAULT_SEED})",
+    ),
+    Option(
+        "cache_dir",
+        parse_path,
+        None,
+        "DIR",
+        "where cached features live (default: sslrobust/ under pytest's cache dir)",
+    ),
+    Option("cache_clear", None, False, None, "remove all cached features before the run"),
+    Option("no_cache", None, False, None, "neither read nor write the disk cache for this run"),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything a run of the plugin depends on, fixed at configure time."""
+
+    model: tuple[str, ...] = (DEFAULT_MODEL,)
+    arch: str | None = None
+    data: str = DEFAULT_DATA
+    device: str = "auto"
+    batch_size: int = DEFAULT_BATCH_SIZE
+    max_images: int | None = None
+    seed: int = DEFAULT_SEED
+    cache_dir: Path | None = None
+    cache_clear: bool = False
+    no_cache: bool = False
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> Settings:
+        """Read each option from the command line, else its ini key, else its default."""
+        values: dict[str, Any] = {}
+        for option in OPTIONS:
+            value = config.getoption(option.dest)
+            if value is None or value is False:
+                raw = config.getini(option.ini)
+                if raw not in (None, "", []):
+                    parse = option.parse or parse_bool
+                    try:
+                        value = parse(raw)
+                    except argparse.ArgumentTypeError as exc:
+                        raise pytest.UsageError(f"ini key {option.ini}: {exc}") from None
+            values[option.name] = option.default if value is None else value
+        settings = cls(**values)
+        settings.check()
+        if settings.cache_dir is None and not settings.no_cache:
+            cache = getattr(config, "cache", None)
+            directory = (
+                cache.mkdir("sslrobust")
+                if cache is not None
+                else config.rootpath / ".pytest_cache" / "sslrobust"
+            )
+            settings = dataclasses.replace(settings, cache_dir=Path(directory))
+        return settings
+
+    def check(self) -> None:
+        """Refuse unknown models and combinations that make no sense together."""
+        from pytest_sslrobust.backbones.registry import validate_spec
+
+        for spec in self.model:
+            problem = validate_spec(spec)
+            if problem:
+                raise pytest.UsageError(problem)
+        file_models = [spec for spec in self.model if spec.startswith("file:")]
+        if file_models and not self.arch:
+            raise pytest.UsageError(
+                f"{file_models[0]} needs --sslrobust-arch=TIMM_NAME (the architecture the "
+                "weights belong to, e.g. resnet50 or vit_small_patch14_dinov2)"
+            )
+        if self.arch and not file_models:
+            raise pytest.UsageError(
+                "--sslrobust-arch applies only to file: models; none was given in --sslrobust-model"
+            )
+        if self.cache_clear and self.no_cache:
+            raise pytest.UsageError(
+                "--sslrobust-cache-clear and --sslrobust-no-cache contradict each other: "
+                "give one of them"
+            )
