@@ -204,7 +204,10 @@ class Settings:
         for option in OPTIONS:
             value = config.getoption(option.dest)
             if value is None or value is False:
-                raw = config.getini(option.ini)
+                try:
+                    raw = config.getini(option.ini)
+                except ValueError as exc:  # pytest's own parsing of a bool ini value
+                    raise pytest.UsageError(f"ini key {option.ini}: {exc}") from None
                 if raw not in (None, "", []):
                     parse = option.parse or parse_bool
                     try:

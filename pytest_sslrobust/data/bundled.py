@@ -38,14 +38,26 @@ CORRELATION = 0.9
 GENERATOR_VERSION = "1"
 
 
+def _skimage_data():  # type: ignore[no-untyped-def]
+    from skimage import data
+
+    return data
+
+
+def _library_versions() -> tuple[str, str]:
+    from importlib.metadata import version
+
+    return version("scikit-image"), version("numpy")
+
+
 @functools.lru_cache(maxsize=1)
 def _backgrounds() -> tuple[np.ndarray, ...]:
     """The photographs as uint8 RGB, shrunk so that a 64 px crop shows a scene, not a blur."""
-    from skimage import data, transform
+    from skimage import transform
 
     photos = []
     for name in _PHOTOS:
-        photo = getattr(data, name)()
+        photo = getattr(_skimage_data(), name)()
         if photo.ndim == 2:
             photo = np.repeat(photo[:, :, None], 3, axis=2)
         photo = photo[:, :, :3]
@@ -62,22 +74,25 @@ def _backgrounds() -> tuple[np.ndarray, ...]:
 
 
 @functools.lru_cache(maxsize=1)
-def _digits() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """sklearn's 1797 8x8 digits, each upsampled once to a smooth DIGIT_SIZE alpha matte."""
-    from skimage import transform
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    """sklearn's 1797 8x8 digits as floats in [0, 1], and their labels."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    images = digits.images.astype(np.float64) / 16.0
+    return digits.images.astype(np.float64) / 16.0, digits.target.astype(np.int64)
+
+
+def _matte(digit: np.ndarray) -> np.ndarray:
+    """An 8x8 digit upsampled to a smooth DIGIT_SIZE alpha matte in [0, 1]."""
+    from skimage import transform
+
     # A zero border before upsampling keeps ink at the 8x8 edge from smearing into a box.
-    padded = np.pad(images, ((0, 0), (1, 1), (1, 1)))
-    mattes = np.stack(
-        [transform.resize(d, (DIGIT_SIZE, DIGIT_SIZE), order=3, mode="constant") for d in padded]
-    )
-    return np.clip(mattes, 0.0, 1.0), digits.target.astype(np.int64), images
+    padded = np.pad(digit, 1)
+    matte = transform.resize(padded, (DIGIT_SIZE, DIGIT_SIZE), order=3, mode="constant")
+    return np.clip(matte, 0.0, 1.0)
 
 
-def _compose(matte: np.ndarray, label: int, item_id: str, correlated: bool) -> Item:
+def _compose(digit: np.ndarray, label: int, item_id: str, correlated: bool) -> Item:
     rng = np.random.default_rng(int(stable_hash("textured-digits", item_id)[:16], 16))
     photos = _backgrounds()
     photo_index = label if correlated and rng.random() < CORRELATION else rng.integers(len(photos))
@@ -93,7 +108,7 @@ def _compose(matte: np.ndarray, label: int, item_id: str, correlated: bool) -> I
     alpha = np.zeros((IMAGE_SIZE, IMAGE_SIZE))
     y = int(rng.integers(0, IMAGE_SIZE - DIGIT_SIZE + 1))
     x = int(rng.integers(0, IMAGE_SIZE - DIGIT_SIZE + 1))
-    alpha[y : y + DIGIT_SIZE, x : x + DIGIT_SIZE] = matte
+    alpha[y : y + DIGIT_SIZE, x : x + DIGIT_SIZE] = _matte(digit)
     image = background * (1 - alpha[:, :, None]) + colour * alpha[:, :, None]
     pixels = np.clip(np.round(image), 0, 255).astype(np.uint8)
     return Item(pixels, label, item_id, alpha > 0.5)
@@ -110,7 +125,7 @@ def load_bundled(name: str) -> Dataset:
     """
     if name not in BUNDLED:
         raise ValueError(f"no bundled dataset {name!r}; have {', '.join(BUNDLED)}")
-    mattes, targets, _ = _digits()
+    digits, targets = _digits()
     ids = [f"digit-{i:04d}" for i in range(len(targets))]
     train, test = deterministic_split(targets, ids, test_fraction=0.3, salt="textured-digits")
 
@@ -119,14 +134,16 @@ def load_bundled(name: str) -> Dataset:
             [ids[i] for i in indices],
             targets[indices],
             lambda j: _compose(
-                mattes[indices[j]], int(targets[indices[j]]), ids[indices[j]], correlated
+                digits[indices[j]], int(targets[indices[j]]), ids[indices[j]], correlated
             ),
         )
 
-    digest = hashlib.sha256()
-    for photo in _backgrounds():
-        digest.update(photo.tobytes())
-    digest.update(mattes.tobytes())
+    # Items are made on demand, so the fingerprint covers their inputs and the recipe
+    # (generator version, sizes, library versions that do the resizing), not their pixels.
+    digest = hashlib.sha256(digits.tobytes())
+    for name in _PHOTOS:
+        digest.update(getattr(_skimage_data(), name)().tobytes())
+    recipe = (GENERATOR_VERSION, IMAGE_SIZE, DIGIT_SIZE, CORRELATION, _library_versions())
     return Dataset(
         spec=f"bundled:{name}",
         classes=tuple(str(d) for d in range(10)),
@@ -135,7 +152,7 @@ def load_bundled(name: str) -> Dataset:
             "test": source(test, False),
             "biased-train": source(train, True),
         },
-        fingerprint=stable_hash("bundled", name, GENERATOR_VERSION, digest.hexdigest()),
+        fingerprint=stable_hash("bundled", name, recipe, digest.hexdigest()),
         has_masks=True,
         description=load_bundled.__doc__.split("\n\n")[1].strip() if load_bundled.__doc__ else "",
     )
