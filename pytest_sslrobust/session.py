@@ -120,7 +120,9 @@ class SslRobustRun:
     def progress(self, label: str) -> Any:
         from pytest_sslrobust.features.extract import TerminalProgress
 
-        return TerminalProgress(label, self.write_terminal)
+        reporter = self.config.pluginmanager.getplugin("terminalreporter")
+        tty = bool(getattr(reporter, "isatty", False))
+        return TerminalProgress(label, self.write_terminal, tty=tty)
 
     def write_terminal(self, text: str) -> None:
         """Write around output capture, so progress shows while a fixture is set up."""

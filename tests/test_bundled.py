@@ -97,8 +97,19 @@ def test_progress_appears_only_for_long_extractions():
     now[0] = 6.0
     progress(100, 100)
     assert len(lines) == 2
-    assert lines[0].startswith("\r[sslrobust] m / test / original: 40/100 images")
-    assert lines[1].endswith("\n") and "100/100" in lines[1]
+    assert lines[0].startswith("\n[sslrobust] m / test / original: 40/100 images")
+    assert lines[1].startswith("\r") and lines[1].endswith("\n") and "100/100" in lines[1]
+
+
+def test_progress_in_a_log_writes_whole_lines_rarely():
+    now = [0.0]
+    lines: list[str] = []
+    progress = TerminalProgress("m", lines.append, tty=False, clock=lambda: now[0])
+    for step in range(1, 101):
+        now[0] = step * 0.5  # 50 s in all
+        progress(step, 100)
+    assert 3 <= len(lines) <= 5  # every 15 s plus the last, not every 0.5 s
+    assert all(line.endswith("\n") and "\r" not in line for line in lines)
 
 
 def test_extraction_errors_name_the_item():

@@ -100,10 +100,11 @@ def extract(
 
 
 class TerminalProgress:
-    """A one-line progress display that appears once an extraction runs past ``delay`` s.
+    """A progress display that appears once an extraction runs past ``delay`` s.
 
-    ``write`` receives the text to show (with a leading carriage return) and ``finish`` the
-    closing line; the plugin routes both around pytest's output capture to the terminal.
+    On a terminal one line is redrawn in place (carriage return) every ``interval`` s; in a
+    log (``tty=False``) a whole line is written every ``log_interval`` s, so CI logs stay
+    readable. ``write`` gets the text; the plugin routes it around pytest's capture.
     """
 
     def __init__(
@@ -113,12 +114,15 @@ class TerminalProgress:
         *,
         delay: float = 2.0,
         interval: float = 0.5,
+        tty: bool = True,
+        log_interval: float = 15.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.label = label
         self.write = write
         self.delay = delay
-        self.interval = interval
+        self.interval = interval if tty else log_interval
+        self.tty = tty
         self.clock = clock
         self.start = clock()
         self.last = float("-inf")
@@ -134,9 +138,14 @@ class TerminalProgress:
         rate = done / elapsed if elapsed > 0 else 0.0
         eta = (total - done) / rate if rate > 0 else 0.0
         text = (
-            f"\r[sslrobust] {self.label}: {done}/{total} images "
+            f"[sslrobust] {self.label}: {done}/{total} images "
             f"({rate:.1f} img/s, {'done in' if finished else 'eta'} "
             f"{elapsed if finished else eta:.0f} s)"
         )
-        self.write(text + ("\n" if finished else ""))
+        if self.tty:
+            # The first line starts afresh so that it does not overwrite pytest's own line.
+            text = ("\n" if not self.shown else "\r") + text + ("\n" if finished else "")
+        else:
+            text = ("\n" if not self.shown else "") + text + "\n"
+        self.write(text)
         self.shown = True
