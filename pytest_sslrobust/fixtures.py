@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from pytest_sslrobust.backbones.base import Backbone
     from pytest_sslrobust.data.base import Dataset, IndexedSource
     from pytest_sslrobust.features.store import FeatureSet, FeatureStore
+    from pytest_sslrobust.variants.base import Variant
+    from pytest_sslrobust.variants.corruptions import Corruption
 
 
 def _run(config: pytest.Config) -> SslRobustRun:
@@ -63,12 +65,49 @@ def sslrobust_features(
     return _run(pytestconfig).store(sslrobust_backbone, sslrobust_dataset)
 
 
+_MARKER_KEYS = frozenset({"corruptions", "severities", "protocol"})
+
+
+def sweep_from_marker(settings: Settings, marker: pytest.Mark | None) -> list[Corruption]:
+    """The corruption sweep of a test: settings, overridden by ``@pytest.mark.sslrobust``."""
+    from pytest_sslrobust.variants.base import VariantError
+    from pytest_sslrobust.variants.corruptions import corruption_variants
+
+    options = dict(marker.kwargs) if marker is not None else {}
+    unknown = sorted(set(options) - _MARKER_KEYS)
+    if unknown:
+        raise pytest.UsageError(
+            f"@pytest.mark.sslrobust got unknown keyword {unknown[0]!r}; accepted: "
+            f"{', '.join(sorted(_MARKER_KEYS))}"
+        )
+    try:
+        return corruption_variants(
+            options.get("corruptions", settings.corruptions),
+            options.get("severities", settings.severities),
+            options.get("protocol", settings.corruption_protocol),
+        )
+    except VariantError as exc:
+        raise pytest.UsageError(f"@pytest.mark.sslrobust: {exc}") from None
+
+
+@pytest.fixture
+def sslrobust_corruption(request: pytest.FixtureRequest) -> Corruption:
+    """One corruption at one severity; a test using it runs once per pair of the sweep
+    (``--sslrobust-corruptions`` x ``--sslrobust-severities``, or the test's
+    ``@pytest.mark.sslrobust(corruptions=..., severities=...)``), with ids such as
+    ``test_x[efficientnet-lite0-gaussian_noise-s3]``."""
+    return request.param  # type: ignore[no-any-return]
+
+
 class SslRobust:
     """What a robustness test works with: the backbone, the data and their features."""
 
-    def __init__(self, settings: Settings, store: FeatureStore) -> None:
+    def __init__(
+        self, settings: Settings, store: FeatureStore, marker: pytest.Mark | None = None
+    ) -> None:
         self.settings = settings
         self.store = store
+        self.marker = marker
 
     @property
     def backbone(self) -> Backbone:
@@ -91,6 +130,21 @@ class SslRobust:
         except DataError as exc:
             pytest.fail(f"sslrobust: {exc}", pytrace=False)
 
+    def corruptions(self) -> list[Corruption]:
+        """The corruption sweep for this test (options, or the test's sslrobust marker)."""
+        return sweep_from_marker(self.settings, self.marker)
+
+    def variant(self, text: str) -> Variant:
+        """A variant from its id (``fog-s2``, ``center-r0.50``, ``foreground``, ``mixed_rand``)
+        under this run's corruption protocol and segmenter."""
+        from pytest_sslrobust.variants import parse_variant
+
+        return parse_variant(
+            text,
+            protocol=self.settings.corruption_protocol,
+            segmenter=self.settings.segmenter,
+        )
+
     def items(self, split: str = "test") -> IndexedSource:
         """The deterministic subset of ``split`` that features are computed on."""
         return self.store.selection(split)
@@ -100,7 +154,10 @@ class SslRobust:
 
 
 @pytest.fixture
-def sslrobust(sslrobust_settings: Settings, sslrobust_features: FeatureStore) -> SslRobust:
-    """The facade: ``sslrobust.features("original", split="test")``, ``sslrobust.backbone``,
-    ``sslrobust.dataset``, ``sslrobust.items(split)``, ``sslrobust.settings``."""
-    return SslRobust(sslrobust_settings, sslrobust_features)
+def sslrobust(
+    request: pytest.FixtureRequest, sslrobust_settings: Settings, sslrobust_features: FeatureStore
+) -> SslRobust:
+    """The facade: ``sslrobust.features("original", split="test")``, ``.corruptions()``,
+    ``.variant(id)``, ``.backbone``, ``.dataset``, ``.items(split)``, ``.settings``."""
+    marker = request.node.get_closest_marker("sslrobust")
+    return SslRobust(sslrobust_settings, sslrobust_features, marker)

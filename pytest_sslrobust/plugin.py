@@ -11,6 +11,7 @@ from pytest_sslrobust import hookspecs
 from pytest_sslrobust.fixtures import (  # noqa: F401 - registered as fixtures by import
     sslrobust,
     sslrobust_backbone,
+    sslrobust_corruption,
     sslrobust_dataset,
     sslrobust_features,
     sslrobust_settings,
@@ -50,23 +51,32 @@ def pytest_configure(config: pytest.Config) -> None:
         shutil.rmtree(settings.cache_dir, ignore_errors=True)
         settings.cache_dir.mkdir(parents=True, exist_ok=True)
     config.stash[RUN_KEY] = SslRobustRun(config, settings)
+    config.addinivalue_line(
+        "markers",
+        "sslrobust(corruptions=..., severities=..., protocol=...): override the corruption "
+        "sweep of --sslrobust-corruptions/--sslrobust-severities for one test",
+    )
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistStats(config), "sslrobust-xdist")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "sslrobust_backbone" not in metafunc.fixturenames:
-        return
-    from pytest_sslrobust.backbones.registry import model_id
+    settings = metafunc.config.stash[RUN_KEY].settings
+    if "sslrobust_backbone" in metafunc.fixturenames:
+        from pytest_sslrobust.backbones.registry import model_id
 
-    models = metafunc.config.stash[RUN_KEY].settings.model
-    metafunc.parametrize(
-        "sslrobust_backbone",
-        models,
-        indirect=True,
-        ids=[model_id(spec) for spec in models],
-        scope="session",
-    )
+        metafunc.parametrize(
+            "sslrobust_backbone",
+            settings.model,
+            indirect=True,
+            ids=[model_id(spec) for spec in settings.model],
+            scope="session",
+        )
+    if "sslrobust_corruption" in metafunc.fixturenames:
+        from pytest_sslrobust.fixtures import sweep_from_marker
+
+        variants = sweep_from_marker(settings, metafunc.definition.get_closest_marker("sslrobust"))
+        metafunc.parametrize("sslrobust_corruption", variants, ids=[v.id for v in variants])
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -114,6 +114,9 @@ class SslRobustRun:
                 max_images=self.settings.max_images,
                 batch_size=self.settings.batch_size,
                 progress=self.progress,
+                workers=self.settings.workers,
+                segmenter=self.settings.segmenter,
+                corruption_protocol=self.settings.corruption_protocol,
             )
         return self._stores[key]
 

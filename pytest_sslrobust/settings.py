@@ -80,6 +80,52 @@ def parse_data(value: str) -> str:
     return value.strip()
 
 
+def parse_corruption_list(value: str) -> tuple[str, ...]:
+    """Corruption names and groups (``common``, ``noise,fog``) -> names."""
+    from pytest_sslrobust.variants.base import VariantError
+    from pytest_sslrobust.variants.corruptions import parse_corruptions
+
+    try:
+        return parse_corruptions(value)
+    except VariantError as exc:
+        raise argparse.ArgumentTypeError(f"Could not parse corruptions {value!r}: {exc}") from None
+
+
+def parse_severity_list(value: str) -> tuple[int, ...]:
+    """``1-5``, ``1,3`` -> severities."""
+    from pytest_sslrobust.variants.base import VariantError
+    from pytest_sslrobust.variants.corruptions import parse_severities
+
+    try:
+        return parse_severities(value)
+    except VariantError as exc:
+        raise argparse.ArgumentTypeError(f"Could not parse severities {value!r}: {exc}") from None
+
+
+def parse_protocol(value: str) -> str:
+    from pytest_sslrobust.variants.corruptions import PROTOCOLS
+
+    text = value.strip()
+    if text not in PROTOCOLS:
+        raise argparse.ArgumentTypeError(
+            f"Could not parse corruption protocol {value!r}: expected {' or '.join(PROTOCOLS)}"
+        )
+    return text
+
+
+def parse_callable_spec(value: str) -> str:
+    text = value.strip()
+    if not re.match(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", text):
+        raise argparse.ArgumentTypeError(
+            f"Could not parse segmenter {value!r}: expected module.path:callable"
+        )
+    return text
+
+
+def parse_workers(value: str) -> int:
+    return _integer(value, "workers", 0)
+
+
 def parse_path(value: str) -> Path:
     return Path(value).expanduser()
 
@@ -177,6 +223,45 @@ OPTIONS: tuple[Option, ...] = (
         "DIR",
         "where cached features live (default: sslrobust/ under pytest's cache dir)",
     ),
+    Option(
+        "corruptions",
+        parse_corruption_list,
+        None,
+        "NAMES",
+        "corruptions for sweeps: names and groups (common, validation, all, noise, blur, "
+        "weather, digital), comma-separated (default: common)",
+    ),
+    Option(
+        "severities",
+        parse_severity_list,
+        (1, 2, 3, 4, 5),
+        "LEVELS",
+        "corruption severities, e.g. 1-5 or 1,3,5 (default: 1-5)",
+    ),
+    Option(
+        "corruption_protocol",
+        parse_protocol,
+        "on-the-fly",
+        "on-the-fly|imagenet-c",
+        "corrupt at the model's input resolution without JPEG (on-the-fly), or as the "
+        "released ImageNet-C files were made: resize 256, crop 224, corrupt, JPEG q=85 "
+        "(default: on-the-fly)",
+    ),
+    Option(
+        "segmenter",
+        parse_callable_spec,
+        None,
+        "MODULE:CALLABLE",
+        "foreground masks for data without them: a callable taking a uint8 HxWx3 image and "
+        "returning an HxW mask",
+    ),
+    Option(
+        "workers",
+        parse_workers,
+        0,
+        "N",
+        "processes that load and alter images (0: one loader thread; default: 0)",
+    ),
     Option("cache_clear", None, False, None, "remove all cached features before the run"),
     Option("no_cache", None, False, None, "neither read nor write the disk cache for this run"),
 )
@@ -194,6 +279,11 @@ class Settings:
     max_images: int | None = None
     seed: int = DEFAULT_SEED
     cache_dir: Path | None = None
+    corruptions: tuple[str, ...] | None = None
+    severities: tuple[int, ...] = (1, 2, 3, 4, 5)
+    corruption_protocol: str = "on-the-fly"
+    segmenter: str | None = None
+    workers: int = 0
     cache_clear: bool = False
     no_cache: bool = False
 
@@ -215,6 +305,8 @@ class Settings:
                     except argparse.ArgumentTypeError as exc:
                         raise pytest.UsageError(f"ini key {option.ini}: {exc}") from None
             values[option.name] = option.default if value is None else value
+        if values["corruptions"] is None:
+            values["corruptions"] = parse_corruption_list("common")
         settings = cls(**values)
         settings.check()
         if settings.cache_dir is None and not settings.no_cache:

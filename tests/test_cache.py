@@ -240,8 +240,8 @@ def test_variant_objects_get_per_item_seeds(tmp_path, tiny_backbone, bundled):
 
 def test_unknown_variant_names_the_available_ones(tiny_backbone, bundled):
     store = _store(tiny_backbone, bundled, None)
-    with pytest.raises(ValueError, match="unknown variant 'fog-s3'.*original"):
-        store.get("fog-s3")
+    with pytest.raises(ValueError, match="unknown variant 'fog-level-3'.*gaussian_noise-s3"):
+        store.get("fog-level-3")
 
 
 # -- several pytest-xdist workers -------------------------------------------------------

@@ -53,11 +53,19 @@ class Preprocessing:
             std=tuple(float(v) for v in config.get("std", (0.229, 0.224, 0.225))),  # type: ignore[arg-type]
         )
 
-    def __call__(self, image: np.ndarray) -> torch.Tensor:
-        """uint8 HxWx3 -> normalised float32 3 x input_size x input_size."""
+    def geometry(
+        self, image: np.ndarray, mask: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Resize (shorter side to ``resize_to``) and centre-crop to the input size.
+
+        uint8 HxWx3 in, uint8 SxSx3 out; a foreground mask follows the same geometry
+        (nearest neighbour). Variants are applied after this step, at the resolution the
+        model sees.
+        """
         from torchvision.transforms import InterpolationMode
         from torchvision.transforms.v2 import functional as F
 
+        size = [self.input_size, self.input_size]
         tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
         tensor = F.resize(
             tensor,
@@ -65,9 +73,36 @@ class Preprocessing:
             interpolation=InterpolationMode(self.interpolation),
             antialias=True,
         )
-        tensor = F.center_crop(tensor, [self.input_size, self.input_size])
+        result = F.center_crop(tensor, size).permute(1, 2, 0).numpy()
+        if mask is None:
+            return result, None
+        plane = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.uint8))[None]
+        plane = F.resize(plane, [self.resize_to], interpolation=InterpolationMode.NEAREST)
+        return result, F.center_crop(plane, size)[0].numpy() > 0
+
+    def normalise(self, image: np.ndarray) -> torch.Tensor:
+        """uint8 HxWx3 -> float32 3xHxW scaled to [0, 1] and normalised."""
+        from torchvision.transforms.v2 import functional as F
+
+        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
         tensor = tensor.to(torch.float32).div_(255.0)
         return F.normalize(tensor, list(self.mean), list(self.std))
+
+    def __call__(self, image: np.ndarray) -> torch.Tensor:
+        """uint8 HxWx3 -> normalised float32 3 x input_size x input_size.
+
+        An image already at the input size (square) is only normalised, not resized and
+        cropped again: altered images come out of ``geometry`` at that size, and released
+        ImageNet-C files are 224x224 crops meant to be read as they are.
+        """
+        if image.shape[:2] != (self.input_size, self.input_size):
+            image = self.geometry(image)[0]
+        return self.normalise(image)
+
+    @property
+    def fill(self) -> tuple[int, int, int]:
+        """The uint8 colour that normalises to zero (the mean), for masked-out pixels."""
+        return tuple(int(round(m * 255)) for m in self.mean)  # type: ignore[return-value]
 
     def batch(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         return torch.stack([self(image) for image in images])

@@ -13,8 +13,28 @@ import torch
 from pytest_sslrobust.backbones.base import Backbone
 from pytest_sslrobust.data.base import Item, Source
 
-ItemTransform = Callable[[Item], np.ndarray]
+# An item transform returns the image to feed the model and named per-item measurements
+# (e.g. SSIM to the clean image) that are kept beside the features.
+ItemTransform = Callable[[Item], tuple[np.ndarray, dict[str, float]]]
+Batch = tuple[torch.Tensor, dict[str, torch.Tensor]]
 ProgressCallback = Callable[[int, int], None]
+
+
+def _load_item(
+    source: Source, index: int, backbone: Backbone, transform: ItemTransform | None
+) -> tuple[torch.Tensor, dict[str, float]]:
+    item = source.load(int(index))
+    if transform is None:
+        return backbone.preprocessing(item.image), {}
+    image, measures = transform(item)
+    return backbone.preprocessing(image), measures
+
+
+def _collate(rows: Sequence[tuple[torch.Tensor, dict[str, float]]]) -> Batch:
+    images = torch.stack([row[0] for row in rows])
+    names = rows[0][1].keys() if rows else ()
+    extras = {n: torch.tensor([row[1][n] for row in rows], dtype=torch.float32) for n in names}
+    return images, extras
 
 
 def _load_batch(
@@ -22,13 +42,9 @@ def _load_batch(
     indices: Sequence[int],
     backbone: Backbone,
     transform: ItemTransform | None,
-) -> torch.Tensor:
-    images = []
-    for index in indices:
-        item = source.load(int(index))
-        images.append(item.image if transform is None else transform(item))
-    batch = backbone.preprocessing.batch(images)
-    return batch.pin_memory() if backbone.device.type == "cuda" else batch
+) -> Batch:
+    images, extras = _collate([_load_item(source, i, backbone, transform) for i in indices])
+    return (images.pin_memory() if backbone.device.type == "cuda" else images), extras
 
 
 def _prefetched(
@@ -38,8 +54,8 @@ def _prefetched(
     transform: ItemTransform | None,
     batch_size: int,
     depth: int,
-) -> Iterator[tuple[int, torch.Tensor]]:
-    """Yield (batch size, preprocessed batch) while the next batches load in a thread.
+) -> Iterator[Batch]:
+    """Yield preprocessed batches while the next ones load in a thread.
 
     Decoding, alteration and resizing run in the worker while the caller's forward pass
     runs; both release the GIL for their heavy parts. At most ``depth`` batches are
@@ -47,7 +63,7 @@ def _prefetched(
     """
     chunks = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sslrobust-load") as pool:
-        pending: list[Future[torch.Tensor]] = []
+        pending: list[Future[Batch]] = []
         next_chunk = 0
         for _ in range(len(chunks)):
             while next_chunk < len(chunks) and len(pending) < depth:
@@ -55,9 +71,59 @@ def _prefetched(
                     pool.submit(_load_batch, source, chunks[next_chunk], backbone, transform)
                 )
                 next_chunk += 1
-            future = pending.pop(0)
-            batch = future.result()
-            yield len(batch), batch
+            yield pending.pop(0).result()
+
+
+class _Items:
+    """Map-style dataset over (source, indices) for torch's DataLoader worker processes."""
+
+    def __init__(
+        self,
+        source: Source,
+        indices: np.ndarray,
+        backbone: Backbone,
+        transform: ItemTransform | None,
+    ) -> None:
+        self.source, self.indices = source, indices
+        self.backbone, self.transform = backbone, transform
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, position: int) -> tuple[torch.Tensor, dict[str, float]]:
+        return _load_item(self.source, self.indices[position], self.backbone, self.transform)
+
+
+def _one_thread(_: int) -> None:
+    # Each loader process works on its own items; intra-op threads would only oversubscribe.
+    torch.set_num_threads(1)
+
+
+def _worker_batches(
+    source: Source,
+    indices: np.ndarray,
+    backbone: Backbone,
+    transform: ItemTransform | None,
+    batch_size: int,
+    workers: int,
+) -> Iterator[Batch]:
+    """Batches loaded by ``workers`` forked processes (torch DataLoader), in order.
+
+    Per-item seeds make the result independent of which process loads which item.
+    """
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(
+        _Items(source, indices, backbone, transform),  # type: ignore[arg-type]
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=_collate,
+        worker_init_fn=_one_thread,
+        multiprocessing_context="fork",
+        pin_memory=backbone.device.type == "cuda",
+        prefetch_factor=2,
+    )
+    yield from loader
 
 
 def extract(
@@ -70,17 +136,28 @@ def extract(
     progress: ProgressCallback | None = None,
     prefetch: int = 2,
     stats: collections.Counter[str] | None = None,
+    workers: int = 0,
 ) -> dict[str, torch.Tensor]:
     """Features (and logits, when the backbone has a head) of ``source`` items at ``indices``.
 
     Returns a dict with ``features`` (n, d) float32 and, for backbones with a classifier,
     ``logits`` (n, classes), in the order of ``indices``, on the backbone's device.
-    ``stats`` (if given) counts forward batches and images.
+    Per-item measurements of the transform (e.g. ``ssim``) come as (n,) tensors on the CPU.
+    ``stats`` (if given) counts forward batches and images. ``workers`` > 0 loads items in
+    that many processes (for costly alterations); 0 uses one loader thread.
     """
     features: list[torch.Tensor] = []
     logits: list[torch.Tensor] = []
+    measures: dict[str, list[torch.Tensor]] = collections.defaultdict(list)
     done = 0
-    for size, batch in _prefetched(source, indices, backbone, transform, batch_size, prefetch):
+    if workers > 0:
+        batches = _worker_batches(source, indices, backbone, transform, batch_size, workers)
+    else:
+        batches = _prefetched(source, indices, backbone, transform, batch_size, prefetch)
+    for batch, extras in batches:
+        size = len(batch)
+        for name, values in extras.items():
+            measures[name].append(values)
         feats, logs = backbone.forward(batch)
         features.append(feats)
         if logs is not None:
@@ -96,6 +173,7 @@ def extract(
     result = {"features": torch.cat(features)}
     if logits:
         result["logits"] = torch.cat(logits)
+    result.update({name: torch.cat(values) for name, values in measures.items()})
     return result
 
 

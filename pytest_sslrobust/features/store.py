@@ -22,16 +22,21 @@ from pytest_sslrobust.data.base import (
     subset_indices,
 )
 from pytest_sslrobust.features.cache import FeatureCache, cache_key
-from pytest_sslrobust.features.extract import ProgressCallback, extract
+from pytest_sslrobust.features.extract import ItemTransform, ProgressCallback, extract
 
 ORIGINAL = "original"
 
 
 @runtime_checkable
 class VariantLike(Protocol):
-    """What the store needs of an alteration: a readable id and a seeded ``apply``."""
+    """What the store needs of an alteration: a readable id and a seeded ``apply``.
 
-    id: str
+    Optional: ``params`` (recorded and keyed), ``raw`` (true to receive the item before
+    the model's resize and crop) and ``bind(context)`` (see ``VariantContext``).
+    """
+
+    @property
+    def id(self) -> str: ...
 
     def apply(self, item: Item, seed: int) -> np.ndarray: ...
 
@@ -48,6 +53,7 @@ class FeatureSet:
     variant: str
     key: str
     protocol: Mapping[str, Any]
+    ssim: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -82,6 +88,9 @@ class FeatureStore:
         max_images: size of the stratified subset per split, or None for all.
         batch_size: images per forward pass.
         progress: makes a progress callback for a label, or None for silence.
+        workers: loader processes for altered items (0: one loader thread).
+        segmenter: ``module:callable`` giving foreground masks when items have none.
+        corruption_protocol: how corruption names given as strings are applied.
     """
 
     def __init__(
@@ -94,6 +103,9 @@ class FeatureStore:
         max_images: int | None = None,
         batch_size: int = 32,
         progress: Callable[[str], ProgressCallback] | None = None,
+        workers: int = 0,
+        segmenter: str | None = None,
+        corruption_protocol: str = "on-the-fly",
     ) -> None:
         self.backbone = backbone
         self.dataset = dataset
@@ -102,6 +114,9 @@ class FeatureStore:
         self.max_images = max_images
         self.batch_size = batch_size
         self.progress = progress
+        self.workers = workers
+        self.segmenter = segmenter
+        self.corruption_protocol = corruption_protocol
 
     def _base_source(self, split: str, variant: str) -> Source:
         if split in self.dataset.splits:
@@ -118,8 +133,13 @@ class FeatureStore:
         )
 
     def get(self, variant: str | VariantLike = ORIGINAL, split: str = "test") -> FeatureSet:
-        """Features of ``split`` under ``variant``: ``"original"``, a released variant id
-        of the dataset (``"gaussian_noise-s3"`` for ImageNet-C), or a variant object."""
+        """Features of ``split`` under ``variant``.
+
+        ``variant`` is ``"original"``; a variant id (``"gaussian_noise-s3"``,
+        ``"center-r0.50"``, ``"foreground"``, ``"mixed_rand"``), read from the dataset's
+        released files when it has them and made on the fly otherwise; or a variant object.
+        Altered sets carry ``ssim``, each item's SSIM to its clean image.
+        """
         variant_id, source, transform, params, origin = self._resolve(variant, split)
         chosen = self.selection(split, variant_id)
         if source is None:
@@ -149,6 +169,7 @@ class FeatureStore:
             "precision": precision(self.backbone.device),
             "seed": self.seed,
             "versions": dict(library_versions()),
+            "image_size": self.backbone.preprocessing.input_size,
         }
         key = cache_key({**protocol, "device_type": self.backbone.device.type})
         label = f"{self.backbone.name} / {split} / {variant_id}"
@@ -162,6 +183,7 @@ class FeatureStore:
                 batch_size=self.batch_size,
                 progress=self.progress(label) if self.progress else None,
                 stats=self.cache.stats,
+                workers=self.workers if transform is not None else 0,
             )
 
         tensors = self.cache.get(key, compute, describe=protocol, device=self.backbone.device)
@@ -174,32 +196,66 @@ class FeatureStore:
             variant=variant_id,
             key=key,
             protocol=protocol,
+            ssim=tensors.get("ssim"),
         )
 
     def _resolve(
         self, variant: str | VariantLike, split: str
-    ) -> tuple[str, Source | None, Callable[[Item], np.ndarray] | None, dict[str, Any], str]:
+    ) -> tuple[str, Source | None, ItemTransform | None, dict[str, Any], str]:
         if isinstance(variant, str):
             if variant == ORIGINAL:
                 return ORIGINAL, None, None, {}, "clean"
             if variant in self.dataset.released:
                 released = self.dataset.released_split(variant, split)
                 return variant, released, None, {}, "released files"
-            available = [ORIGINAL, *sorted(self.dataset.released)]
-            raise ValueError(
-                f"unknown variant {variant!r} for {self.dataset.spec!r}: pass a variant object "
-                f"or one of {', '.join(available[:8])}{' ...' if len(available) > 8 else ''}"
+            from pytest_sslrobust.variants import parse_variant
+
+            variant = parse_variant(
+                variant, protocol=self.corruption_protocol, segmenter=self.segmenter
             )
         if not isinstance(variant, VariantLike):
             raise TypeError(
                 f"expected a variant id or an object with .id and .apply(item, seed), got "
                 f"{type(variant).__name__}"
             )
+        bound = self._bind(variant, split)
         seed = self.seed
-        variant_id = variant.id
+        variant_id = bound.id
+        preprocessing = self.backbone.preprocessing
+        raw = bool(getattr(bound, "raw", False))
 
-        def transform(item: Item) -> np.ndarray:
-            return variant.apply(item, item_seed(seed, item.id, variant_id))
+        def transform(item: Item) -> tuple[np.ndarray, dict[str, float]]:
+            clean = self._geometry(item)
+            altered = bound.apply(item if raw else clean, item_seed(seed, item.id, variant_id))
+            if altered.shape[:2] != (preprocessing.input_size,) * 2:
+                altered = preprocessing.geometry(altered)[0]
+            return altered, {"ssim": _ssim(clean.image, altered)}
 
-        params = dict(getattr(variant, "params", {}) or {})
+        params = dict(getattr(bound, "params", {}) or {})
         return variant_id, None, transform, params, "on-the-fly"
+
+    def _geometry(self, item: Item) -> Item:
+        image, mask = self.backbone.preprocessing.geometry(item.image, item.mask)
+        return Item(image, item.label, item.id, mask)
+
+    def _bind(self, variant: VariantLike, split: str) -> VariantLike:
+        bind = getattr(variant, "bind", None)
+        if bind is None:
+            return variant
+        from pytest_sslrobust.variants.base import VariantContext
+
+        context = VariantContext(
+            fill=self.backbone.preprocessing.fill,
+            source=self._base_source(split, ORIGINAL),
+            geometry=self._geometry,
+        )
+        return bind(context)  # type: ignore[no-any-return]
+
+
+def _ssim(clean: np.ndarray, altered: np.ndarray) -> float:
+    """Structural similarity of two uint8 RGB images (scikit-image's implementation)."""
+    from skimage.metrics import structural_similarity
+
+    if clean.shape != altered.shape or min(clean.shape[:2]) < 7:
+        return float("nan")
+    return float(structural_similarity(clean, altered, channel_axis=2, data_range=255))
