@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -144,6 +145,12 @@ class SslRobust:
             protocol=self.settings.corruption_protocol,
             segmenter=self.settings.segmenter,
         )
+
+    def preview(
+        self, variants: Sequence[Any], split: str = "test", index: int = 0
+    ) -> tuple[Any, list[str]]:
+        """A uint8 grid of one item, clean and under each variant, and the tile ids."""
+        return self.store.preview(variants, split=split, index=index)
 
     def items(self, split: str = "test") -> IndexedSource:
         """The deterministic subset of ``split`` that features are computed on."""

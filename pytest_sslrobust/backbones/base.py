@@ -60,13 +60,15 @@ class Preprocessing:
 
         uint8 HxWx3 in, uint8 SxSx3 out; a foreground mask follows the same geometry
         (nearest neighbour). Variants are applied after this step, at the resolution the
-        model sees.
+        model sees. An image already at the input size is returned as it is.
         """
         from torchvision.transforms import InterpolationMode
         from torchvision.transforms.v2 import functional as F
 
         size = [self.input_size, self.input_size]
-        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+        if image.shape[:2] == tuple(size):  # already what the model sees (see __call__)
+            return image, mask
+        tensor = torch.from_numpy(np.require(image, np.uint8, ["C", "W"])).permute(2, 0, 1)
         tensor = F.resize(
             tensor,
             [self.resize_to],
@@ -84,7 +86,7 @@ class Preprocessing:
         """uint8 HxWx3 -> float32 3xHxW scaled to [0, 1] and normalised."""
         from torchvision.transforms.v2 import functional as F
 
-        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+        tensor = torch.from_numpy(np.require(image, np.uint8, ["C", "W"])).permute(2, 0, 1)
         tensor = tensor.to(torch.float32).div_(255.0)
         return F.normalize(tensor, list(self.mean), list(self.std))
 

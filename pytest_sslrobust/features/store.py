@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from typing import Any, Protocol, runtime_checkable
 
@@ -233,6 +233,27 @@ class FeatureStore:
 
         params = dict(getattr(bound, "params", {}) or {})
         return variant_id, None, transform, params, "on-the-fly"
+
+    def altered_image(
+        self, item: Item, variant: str | VariantLike = ORIGINAL, split: str = "test"
+    ) -> np.ndarray:
+        """The uint8 image the model sees for ``item`` under ``variant`` (for previews)."""
+        if variant == ORIGINAL:
+            return self._geometry(item).image
+        variant_id, source, transform, _, _ = self._resolve(variant, split)
+        if source is not None:
+            return self._geometry(source.load(source.index_of()[item.id])).image
+        assert transform is not None
+        return transform(item)[0]
+
+    def preview(
+        self, variants: Sequence[str | VariantLike], split: str = "test", index: int = 0
+    ) -> tuple[np.ndarray, list[str]]:
+        """A grid of item ``index`` of the split's selection, clean and under each variant."""
+        from pytest_sslrobust.variants.preview import preview_grid
+
+        item = self.selection(split).load(index)
+        return preview_grid(item, variants, lambda it, v: self.altered_image(it, v, split))
 
     def _geometry(self, item: Item) -> Item:
         image, mask = self.backbone.preprocessing.geometry(item.image, item.mask)
