@@ -159,7 +159,8 @@ def _store(parts, **kwargs):
     from pytest_sslrobust.features.store import FeatureStore
 
     backbone, dataset = parts
-    return FeatureStore(backbone, dataset, FeatureCache(None), max_images=20, **kwargs)
+    options = {"max_images": 20, **kwargs}
+    return FeatureStore(backbone, dataset, FeatureCache(None), **options)
 
 
 def test_store_corrupts_on_the_fly_with_ssim(store_parts):
@@ -177,9 +178,14 @@ def test_store_corrupts_on_the_fly_with_ssim(store_parts):
     assert not torch.allclose(noisy.features, clean.features)
 
 
-def test_worker_processes_give_the_same_bytes(store_parts):
-    one = _store(store_parts, workers=0).get("impulse_noise-s3")
-    two = _store(store_parts, workers=2, batch_size=7).get("impulse_noise-s3")
-    assert one.key == two.key
-    assert torch.equal(one.ssim, two.ssim)
-    torch.testing.assert_close(one.features, two.features, rtol=1e-4, atol=1e-5)
+def test_worker_processes_give_the_same_bytes_for_all_19(store_parts):
+    in_thread = _store(store_parts, workers=0, max_images=4)
+    in_processes = _store(store_parts, workers=2, batch_size=3, max_images=4)
+    item = in_thread.selection("test").load(1)
+    for name in ALL:
+        one, two = in_thread.get(f"{name}-s3"), in_processes.get(f"{name}-s3")
+        assert one.key == two.key
+        assert torch.equal(one.ssim, two.ssim), name  # SSIM of the exact altered bytes
+        torch.testing.assert_close(one.features, two.features, rtol=1e-4, atol=1e-5)
+        image = in_thread.altered_image(item, f"{name}-s3")
+        assert np.array_equal(image, in_processes.altered_image(item, f"{name}-s3")), name
