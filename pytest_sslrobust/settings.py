@@ -46,12 +46,10 @@ def parse_device(value: str) -> str:
 
 def _integer(value: str, what: str, minimum: int) -> int:
     try:
-        number = int(str(value).strip())
+        number: int | None = int(str(value).strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"Could not parse {what} {value!r}: expected a whole number >= {minimum}"
-        ) from None
-    if number < minimum:
+        number = None
+    if number is None or number < minimum:
         raise argparse.ArgumentTypeError(
             f"Could not parse {what} {value!r}: expected a whole number >= {minimum}"
         )
@@ -114,8 +112,10 @@ def parse_protocol(value: str) -> str:
 
 
 def parse_callable_spec(value: str) -> str:
+    from pytest_sslrobust.backbones.registry import MODULE_SPEC
+
     text = value.strip()
-    if not re.match(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", text):
+    if not MODULE_SPEC.match(text):
         raise argparse.ArgumentTypeError(
             f"Could not parse segmenter {value!r}: expected module.path:callable"
         )

@@ -8,7 +8,7 @@ import re
 import warnings
 from pathlib import Path
 
-_MODULE_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+MODULE_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _TIMM_NAME = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)?$")
 
 
@@ -75,7 +75,7 @@ def validate_spec(spec: str) -> str | None:
         return None
     if spec in _ALIASES:
         return None
-    if _MODULE_SPEC.match(spec):
+    if MODULE_SPEC.match(spec):
         return None
     known = ", ".join(list_backbones())
     return (

@@ -11,18 +11,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pytest_sslrobust.data.base import Item, Source
+from pytest_sslrobust.data.sources import IN9_RELEASED
 from pytest_sslrobust.variants.base import Variant, VariantContext, VariantError, check_mask
 from pytest_sslrobust.variants.masks import check_image
 
-SWAPS = (
-    "only_fg",
-    "no_fg",
-    "only_bg_b",
-    "only_bg_t",
-    "mixed_same",
-    "mixed_rand",
-    "mixed_next",
-)
+# The names are ImageNet-9's folder names, which the in9: data source reads as released files.
+SWAPS = IN9_RELEASED
 MIXED = ("mixed_same", "mixed_rand", "mixed_next")
 # grey for a texture with no background pixels at all to take a colour from
 GREY = (128, 128, 128)
