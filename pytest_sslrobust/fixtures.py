@@ -13,7 +13,9 @@ from pytest_sslrobust.settings import Settings
 if TYPE_CHECKING:
     from pytest_sslrobust.backbones.base import Backbone
     from pytest_sslrobust.data.base import Dataset, IndexedSource
+    from pytest_sslrobust.evaluate import Readout
     from pytest_sslrobust.features.store import FeatureSet, FeatureStore
+    from pytest_sslrobust.metrics.corruption import CorruptionErrors
     from pytest_sslrobust.variants.base import Variant
     from pytest_sslrobust.variants.corruptions import Corruption
 
@@ -134,6 +136,49 @@ class SslRobust:
     def corruptions(self) -> list[Corruption]:
         """The corruption sweep for this test (options, or the test's sslrobust marker)."""
         return sweep_from_marker(self.settings, self.marker)
+
+    def readout(self, kind: str = "auto") -> Readout:
+        """A readout (``auto``, ``head``, ``linear-probe`` or ``knn``), fitted once per run
+        on the clean training split and shared by all tests."""
+        from pytest_sslrobust.evaluate import Readout
+
+        if kind not in self.store.readouts:
+            self.store.readouts[kind] = Readout(self.store, kind)
+        return self.store.readouts[kind]  # type: ignore[no-any-return]
+
+    def predictions(
+        self, variant: Any = "original", split: str = "test", readout: str = "auto"
+    ) -> Any:
+        """Predicted labels of ``split`` under ``variant`` through ``readout``."""
+        return self.readout(readout).predict(self.features(variant, split=split))
+
+    def corruption_errors(
+        self,
+        corruptions: str | Sequence[str] | None = None,
+        severities: Sequence[int] | range | None = None,
+        *,
+        readout: str = "auto",
+        split: str = "test",
+    ) -> CorruptionErrors:
+        """The error table of a corruption sweep (default: this test's sweep), with the
+        clean error and per-image correctness for intervals. Severities must be 1..5."""
+        from pytest_sslrobust.data.base import DataError
+        from pytest_sslrobust.evaluate import corruption_errors
+        from pytest_sslrobust.variants.corruptions import parse_corruptions
+
+        if corruptions is None:
+            names = tuple(dict.fromkeys(v.name for v in self.corruptions()))
+        elif isinstance(corruptions, str):
+            names = parse_corruptions(corruptions)
+        else:
+            names = tuple(corruptions)
+        levels = tuple(severities) if severities is not None else (1, 2, 3, 4, 5)
+        try:
+            return corruption_errors(
+                self.store, names, levels, readout=self.readout(readout), split=split
+            )
+        except DataError as exc:
+            pytest.fail(f"sslrobust: {exc}", pytrace=False)
 
     def variant(self, text: str) -> Variant:
         """A variant from its id (``fog-s2``, ``center-r0.50``, ``foreground``, ``mixed_rand``)

@@ -117,6 +117,8 @@ class FeatureStore:
         self.workers = workers
         self.segmenter = segmenter
         self.corruption_protocol = corruption_protocol
+        # Fitted readouts (probes, kNN banks) by kind, shared by every test of the run.
+        self.readouts: dict[str, Any] = {}
 
     def _base_source(self, split: str, variant: str) -> Source:
         if split in self.dataset.splits:

@@ -1,0 +1,157 @@
+"""Readouts on cached features: predictions per variant and corruption error tables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from pytest_sslrobust.features.store import FeatureSet, FeatureStore
+    from pytest_sslrobust.metrics.corruption import CorruptionErrors
+
+READOUTS = ("auto", "head", "linear-probe", "knn")
+
+
+def head_applies(backbone: Any, dataset: Any) -> bool:
+    """Whether the backbone's classifier head predicts the dataset's labels directly."""
+    return bool(
+        backbone.has_head
+        and backbone.label_space is not None
+        and dataset.label_space == backbone.label_space
+    )
+
+
+class Readout:
+    """Turns a feature set into predicted labels: the model's head, or a probe/kNN fitted
+    once on the clean features of the training split.
+
+    ``auto`` uses the head when the dataset's labels are the head's classes (ImageNet
+    folders with an ImageNet classifier), otherwise a linear probe.
+    """
+
+    def __init__(
+        self,
+        store: FeatureStore,
+        kind: str = "auto",
+        *,
+        train_split: str = "train",
+        probe_c: float = 1.0,
+        knn_k: int = 20,
+    ) -> None:
+        if kind not in READOUTS:
+            raise ValueError(
+                f"Expected readout to be one of {', '.join(READOUTS)}, but got {kind!r}"
+            )
+        backbone, dataset = store.backbone, store.dataset
+        if kind == "auto":
+            kind = "head" if head_applies(backbone, dataset) else "linear-probe"
+        if kind == "head" and not head_applies(backbone, dataset):
+            raise ValueError(
+                f"readout 'head' needs the dataset's labels to be the classes of "
+                f"{backbone.name}'s head ({backbone.label_space}), but {dataset.spec} has "
+                f"{dataset.label_space or 'its own classes'}: use linear-probe or knn"
+            )
+        self.store = store
+        self.kind = kind
+        self.train_split = train_split
+        self.params: dict[str, Any] = {"readout": kind}
+        self._probe: Any = None
+        self._train: FeatureSet | None = None
+        if kind == "linear-probe":
+            self.params.update(train_split=train_split, C=probe_c)
+        if kind == "knn":
+            self.params.update(train_split=train_split, k=knn_k, temperature=0.07)
+        self.probe_c, self.knn_k = probe_c, knn_k
+
+    def _train_features(self) -> FeatureSet:
+        if self._train is None:
+            if self.train_split not in self.store.dataset.splits:
+                raise ValueError(
+                    f"readout {self.kind!r} is fitted on the clean {self.train_split!r} split, "
+                    f"which {self.store.dataset.spec} does not have (splits: "
+                    f"{', '.join(self.store.dataset.splits) or 'none'})"
+                )
+            self._train = self.store.get("original", split=self.train_split)
+        return self._train
+
+    def predict(self, features: FeatureSet) -> np.ndarray:
+        """Predicted class indices for every item of ``features``."""
+        if self.kind == "head":
+            assert features.logits is not None
+            return features.logits.argmax(dim=1).cpu().numpy()
+        train = self._train_features()
+        if self.kind == "knn":
+            from pytest_sslrobust.metrics.readouts import knn_classify
+
+            return np.asarray(
+                knn_classify(train.features, train.labels, features.features, k=self.knn_k)
+            )
+        if self._probe is None:
+            from pytest_sslrobust.metrics.readouts import fit_linear_probe
+
+            self._probe = fit_linear_probe(train.features, train.labels, C=self.probe_c)
+        return np.asarray(self._probe.predict(features.features))
+
+
+def _source(store: FeatureStore, features: FeatureSet) -> str:
+    origin = features.protocol["origin"]
+    if origin == "released files":
+        return "released-imagenet-c" if store.dataset.spec.startswith("imagenet-c:") else "released"
+    params = features.protocol.get("variant_params", {})
+    return "imagenet-c-recipe" if params.get("protocol") == "imagenet-c" else "on-the-fly"
+
+
+def corruption_errors(
+    store: FeatureStore,
+    corruptions: Iterable[str],
+    severities: Sequence[int] = (1, 2, 3, 4, 5),
+    *,
+    readout: Readout | str = "auto",
+    split: str = "test",
+) -> CorruptionErrors:
+    """Top-1 errors of every (corruption, severity) through a readout, with the clean error.
+
+    The result records the protocol (data, subset, image size, corruption source and
+    generator, readout) so that ``mce`` can refuse comparisons across protocols.
+    """
+    from pytest_sslrobust.metrics.corruption import errors_from_predictions
+
+    reader = readout if isinstance(readout, Readout) else Readout(store, readout)
+    if tuple(severities) != (1, 2, 3, 4, 5):
+        raise ValueError(
+            f"Expected severities 1..5 for a corruption error table, but got {tuple(severities)}"
+        )
+    clean = store.get("original", split=split)
+    predictions: dict[str, list[np.ndarray]] = {}
+    sources = set()
+    for name in corruptions:
+        per_severity = []
+        for severity in severities:
+            altered = store.get(f"{name}-s{severity}", split=split)
+            sources.add(_source(store, altered))
+            per_severity.append(reader.predict(altered))
+        predictions[name] = per_severity
+    if len(sources) != 1:
+        raise ValueError(f"corruptions came from mixed sources {sorted(sources)}; use one")
+    protocol = {
+        "source": sources.pop(),
+        "data": clean.protocol["data"],
+        "dataset_fingerprint": clean.protocol["dataset_fingerprint"],
+        "split": split,
+        "subset": clean.protocol["subset"],
+        "ids_digest": clean.protocol["ids_digest"],
+        "image_size": clean.protocol["image_size"],
+        "seed": clean.protocol["seed"],
+        "backbone": clean.protocol["backbone"],
+        "backbone_fingerprint": clean.protocol["backbone_fingerprint"],
+        **{f"readout_{k}": v for k, v in reader.params.items() if k != "readout"},
+    }
+    return errors_from_predictions(
+        predictions,
+        clean.labels.numpy(),
+        reader.predict(clean),
+        readout=reader.kind,
+        protocol=protocol,
+    )
