@@ -23,6 +23,17 @@ _LAZY = {
     "FeatureCache": "pytest_sslrobust.features.cache",
     "load_dataset": "pytest_sslrobust.data.specs",
     "from_arrays": "pytest_sslrobust.data.sources",
+    "assert_mce_below": "pytest_sslrobust.assertions",
+    "assert_relative_mce_below": "pytest_sslrobust.assertions",
+    "assert_cka_between": "pytest_sslrobust.assertions",
+    "assert_cca_between": "pytest_sslrobust.assertions",
+    "assert_accuracy_above": "pytest_sslrobust.assertions",
+    "assert_accuracy_drop_below": "pytest_sslrobust.assertions",
+    "assert_balanced_accuracy_above": "pytest_sslrobust.assertions",
+    "assert_neighbour_consistency_above": "pytest_sslrobust.assertions",
+    "assert_robust_accuracy_above": "pytest_sslrobust.assertions",
+    "assert_bg_gap_below": "pytest_sslrobust.assertions",
+    "assert_no_regression": "pytest_sslrobust.assertions",
 }
 
 __all__ = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Generator
 from typing import Any
 
 import pytest
@@ -16,8 +17,12 @@ from pytest_sslrobust.fixtures import (  # noqa: F401 - registered as fixtures b
     sslrobust_features,
     sslrobust_settings,
 )
+from pytest_sslrobust.results import ResultCollector, current_item
 from pytest_sslrobust.session import RUN_KEY, SslRobustRun
 from pytest_sslrobust.settings import OPTIONS, Settings
+
+# Before anything imports it, so that plain `assert`s inside the helpers are rewritten too.
+pytest.register_assert_rewrite("pytest_sslrobust.assertions")
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -29,7 +34,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for option in OPTIONS:
         if option.parse is None:
             group.addoption(option.flag, action="store_true", dest=option.dest, help=option.help)
-            parser.addini(option.ini, option.help, type="bool", default=False)
+            parser.addini(option.ini, option.help.replace("%%", "%"), type="bool", default=False)
         else:
             group.addoption(
                 option.flag,
@@ -39,7 +44,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 default=None,
                 help=option.help,
             )
-            parser.addini(option.ini, option.help, type="string", default="")
+            parser.addini(option.ini, option.help.replace("%%", "%"), type="string", default="")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -51,6 +56,9 @@ def pytest_configure(config: pytest.Config) -> None:
         shutil.rmtree(settings.cache_dir, ignore_errors=True)
         settings.cache_dir.mkdir(parents=True, exist_ok=True)
     config.stash[RUN_KEY] = SslRobustRun(config, settings)
+    collector = ResultCollector()
+    config.stash[COLLECTOR_KEY] = collector
+    config.pluginmanager.register(collector, "sslrobust-results")
     config.addinivalue_line(
         "markers",
         "sslrobust(corruptions=..., severities=..., protocol=...): override the corruption "
@@ -58,6 +66,18 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistStats(config), "sslrobust-xdist")
+
+
+COLLECTOR_KEY = pytest.StashKey[ResultCollector]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    token = current_item.set(item)
+    try:
+        return (yield)
+    finally:
+        current_item.reset(token)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -90,18 +110,79 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     ]
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    collector = config.stash.get(COLLECTOR_KEY, None)
+    if collector is not None and config.pluginmanager.is_registered(collector):
+        config.pluginmanager.unregister(collector)
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     run = config.stash.get(RUN_KEY, None)
     workeroutput = getattr(config, "workeroutput", None)
     if run is not None and workeroutput is not None:
         workeroutput["sslrobust_stats"] = dict(run.stats())
+    if run is None or workeroutput is not None:
+        return
+    _write_outputs(session, run.settings, config.stash[COLLECTOR_KEY])
+
+
+def _write_outputs(session: pytest.Session, settings: Settings, collector: ResultCollector) -> None:
+    """JSON, baseline and comparison: written once, on the controller, at session end."""
+    import json
+
+    from pytest_sslrobust.baselines import (
+        BaselineError,
+        compare,
+        load_baseline,
+        parse_tolerances,
+        save_baseline,
+    )
+    from pytest_sslrobust.results import environment
+
+    if settings.json is not None:
+        settings.json.parent.mkdir(parents=True, exist_ok=True)
+        settings.json.write_text(json.dumps(collector.document(), indent=2, sort_keys=True))
+    if settings.save is not None:
+        try:
+            save_baseline(settings.save, collector.results, environment=environment())
+        except BaselineError as exc:
+            collector.comparison_lines = [f"could not save the baseline: {exc}"]
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if settings.compare is not None:
+        try:
+            baseline = load_baseline(settings.compare)
+        except BaselineError as exc:
+            collector.comparison_lines = [str(exc)]
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            return
+        tolerances = parse_tolerances(settings.compare_fail) if settings.compare_fail else None
+        comparison = compare(collector.results, baseline, tolerances)
+        lines = [f"compared with {settings.compare}"] + comparison.lines()
+        if settings.compare_fail and comparison.failed:
+            lines.append(
+                f"sslrobust gate FAILED: {len(comparison.regressions)} regression(s) beyond "
+                f"{settings.compare_fail}, {len(comparison.refused)} comparison(s) refused"
+            )
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        collector.comparison_lines = lines
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     run = config.stash.get(RUN_KEY, None)
     if run is None:
         return
+    collector = config.stash.get(COLLECTOR_KEY, None)
+    table = collector.summary_lines(terminalreporter._tw.fullwidth) if collector else []
+    if table:
+        terminalreporter.write_sep("-", "sslrobust contracts")
+        for line in table:
+            terminalreporter.write_line(line)
+    comparison = collector.comparison_lines if collector else []
+    if comparison:
+        terminalreporter.write_sep("-", "sslrobust baseline comparison")
+        for line in comparison:
+            terminalreporter.write_line(line)
     stats = run.stats()
     if not any(stats.values()):
         return

@@ -126,6 +126,19 @@ def parse_workers(value: str) -> int:
     return _integer(value, "workers", 0)
 
 
+def parse_compare_fail(value: str) -> str:
+    """Check a tolerance expression such as ``mce:+1.0,cka:-0.02,accuracy:-1%``."""
+    from pytest_sslrobust.baselines import parse_tolerances
+
+    try:
+        parse_tolerances(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"Could not parse --sslrobust-compare-fail {value!r}: {exc}"
+        ) from None
+    return value.strip()
+
+
 def parse_path(value: str) -> Path:
     return Path(value).expanduser()
 
@@ -262,6 +275,35 @@ OPTIONS: tuple[Option, ...] = (
         "N",
         "processes that load and alter images (0: one loader thread; default: 0)",
     ),
+    Option(
+        "json",
+        parse_path,
+        None,
+        "PATH",
+        "write every contract result (values, bounds, intervals, protocols) as JSON",
+    ),
+    Option(
+        "save",
+        parse_path,
+        None,
+        "PATH",
+        "save this run's contract results as a baseline file at session end",
+    ),
+    Option(
+        "compare",
+        parse_path,
+        None,
+        "PATH",
+        "compare this run's contract results with a baseline file (report only)",
+    ),
+    Option(
+        "compare_fail",
+        parse_compare_fail,
+        None,
+        "EXPR",
+        "with --sslrobust-compare: fail the session on regressions beyond these tolerances, "
+        "e.g. mce:+1.0,cka:-0.02,accuracy:-1%% (sign = direction of worsening; * = any metric)",
+    ),
     Option("cache_clear", None, False, None, "remove all cached features before the run"),
     Option("no_cache", None, False, None, "neither read nor write the disk cache for this run"),
 )
@@ -284,6 +326,10 @@ class Settings:
     corruption_protocol: str = "on-the-fly"
     segmenter: str | None = None
     workers: int = 0
+    json: Path | None = None
+    save: Path | None = None
+    compare: Path | None = None
+    compare_fail: str | None = None
     cache_clear: bool = False
     no_cache: bool = False
 
@@ -336,6 +382,11 @@ class Settings:
         if self.arch and not file_models:
             raise pytest.UsageError(
                 "--sslrobust-arch applies only to file: models; none was given in --sslrobust-model"
+            )
+        if self.compare_fail and not self.compare:
+            raise pytest.UsageError(
+                "--sslrobust-compare-fail needs --sslrobust-compare=PATH (the baseline to "
+                "compare with)"
             )
         if self.cache_clear and self.no_cache:
             raise pytest.UsageError(

@@ -1,0 +1,579 @@
+"""Baseline files of contract results, tolerances, and the comparison that gates a release."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pytest_sslrobust.results import SCHEMA_VERSION, ContractResult
+from pytest_sslrobust.results import environment as current_environment
+
+__all__ = [
+    "IGNORED_PROTOCOL_KEYS",
+    "KIND",
+    "KNOWN_DIRECTIONS",
+    "STATUSES",
+    "Baseline",
+    "BaselineError",
+    "Comparison",
+    "ComparisonRow",
+    "Tolerance",
+    "compare",
+    "load_baseline",
+    "parse_tolerances",
+    "save_baseline",
+]
+
+KIND = "pytest-sslrobust-baseline"
+
+# Which way each built-in metric improves; results normally say so themselves (``better``),
+# this table checks the signs of tolerances before any result exists.
+KNOWN_DIRECTIONS: dict[str, str] = {
+    "mce": "lower",
+    "relative_mce": "lower",
+    "accuracy_drop": "lower",
+    "bg_gap": "lower",
+    "cka": "higher",
+    "cca": "higher",
+    "accuracy": "higher",
+    "balanced_accuracy": "higher",
+    "neighbour_consistency": "higher",
+    "robust_accuracy": "higher",
+}
+
+# Protocol fields expected to differ between the baseline's model and the candidate: a new
+# release has new weights and may run on newer libraries, which is the point of comparing.
+IGNORED_PROTOCOL_KEYS = ("backbone", "backbone_fingerprint", "model", "versions", "environment")
+
+# In the order the table shows them: what fails the gate first, then what needs a look.
+STATUSES = ("regression", "refused", "missing", "worse", "changed", "new", "improved", "unchanged")
+
+
+class BaselineError(Exception):
+    """A baseline file that cannot be written, read or trusted."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Baseline:
+    """A loaded baseline file; ``results`` maps each result's key to the result."""
+
+    path: Path
+    schema_version: int
+    environment: Mapping[str, Any]
+    results: Mapping[str, ContractResult]
+
+
+def _by_key(results: Sequence[ContractResult], where: str) -> dict[str, ContractResult]:
+    by_key: dict[str, ContractResult] = {}
+    for result in results:
+        if result.key in by_key:
+            raise BaselineError(
+                f"{where} has two results with the key {result.key!r} (the same test and "
+                "label): give each result of a test its own label="
+            )
+        by_key[result.key] = result
+    return by_key
+
+
+def save_baseline(
+    path: str | os.PathLike[str],
+    results: Sequence[ContractResult],
+    *,
+    environment: Mapping[str, Any] | None = None,
+) -> None:
+    """Write ``results`` as a baseline file, sorted by key, replacing ``path`` atomically.
+
+    The document is written to a temporary file beside ``path`` and moved over it, so a
+    crash or a full disk leaves the previous baseline intact rather than half a file.
+    """
+    path = Path(path)
+    by_key = _by_key(results, "this run")
+    document = {
+        "schema_version": SCHEMA_VERSION,
+        "kind": KIND,
+        "environment": dict(environment if environment is not None else current_environment()),
+        "results": [by_key[key].to_dict() for key in sorted(by_key)],
+    }
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = tempfile.NamedTemporaryFile(
+            "w",
+            encoding="utf-8",
+            dir=path.parent,
+            prefix=f".{path.name}.",
+            suffix=".tmp",
+            delete=False,
+        )
+    except OSError as exc:
+        raise BaselineError(f"could not write baseline {path}: {exc}") from exc
+    temporary = Path(handle.name)
+    try:
+        with handle:
+            json.dump(document, handle, indent=2, sort_keys=True, allow_nan=False)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        # NamedTemporaryFile creates the file readable by its owner only; a baseline is
+        # shared (committed, read by CI), so give it the mode a plain open() would.
+        os.chmod(temporary, _file_mode(path))
+        os.replace(temporary, path)
+    except BaseException as exc:
+        temporary.unlink(missing_ok=True)
+        # TypeError/ValueError: something in the environment or a protocol is not JSON.
+        if isinstance(exc, (OSError, TypeError, ValueError)):
+            raise BaselineError(f"could not write baseline {path}: {exc}") from exc
+        raise
+
+
+def _file_mode(path: Path) -> int:
+    """The mode of the file being replaced, else the umask's default for a new file."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def load_baseline(path: str | os.PathLike[str]) -> Baseline:
+    """Read a baseline file written by :func:`save_baseline`, refusing anything else."""
+    path = Path(path)
+    regenerate = f"--sslrobust-save={path}"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BaselineError(
+            f"baseline {path} does not exist: create it from a reference run with {regenerate}"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BaselineError(f"could not read baseline {path}: {exc}") from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BaselineError(
+            f"baseline {path} is not valid JSON ({exc.msg} at line {exc.lineno} column "
+            f"{exc.colno}): regenerate it with {regenerate}"
+        ) from None
+    if not isinstance(document, dict) or document.get("kind") != KIND:
+        # A --sslrobust-json results file looks much like a baseline; say which it is.
+        hint = (
+            " (it looks like a --sslrobust-json results file)"
+            if isinstance(document, dict) and "results" in document
+            else ""
+        )
+        raise BaselineError(
+            f'baseline {path} is not a pytest-sslrobust baseline: it lacks "kind": "{KIND}"'
+            f"{hint}; write one with {regenerate}"
+        )
+    version = document.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise BaselineError(
+            f"baseline {path} was written with schema version {version}; this "
+            f"pytest-sslrobust writes version {SCHEMA_VERSION}: regenerate it with {regenerate}"
+        )
+    entries = document.get("results")
+    env = document.get("environment", {})
+    if not isinstance(entries, list) or not isinstance(env, dict):
+        raise BaselineError(
+            f'baseline {path} is damaged: "results" must be a list and "environment" an '
+            f"object; regenerate it with {regenerate}"
+        )
+    results = []
+    for index, entry in enumerate(entries):
+        try:
+            if not isinstance(entry, dict):
+                raise TypeError(f"expected an object, got {type(entry).__name__}")
+            results.append(ContractResult.from_dict(entry))
+        except (TypeError, ValueError, KeyError) as exc:
+            raise BaselineError(
+                f"baseline {path} is damaged: result {index} is not a contract result "
+                f"({type(exc).__name__}: {exc}); regenerate it with {regenerate}"
+            ) from None
+    return Baseline(
+        path=path,
+        schema_version=version,
+        environment=env,
+        results=_by_key(results, f"baseline {path}"),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Tolerance:
+    """How much a metric may get worse than its baseline before it is a regression.
+
+    ``amount`` is a magnitude (never negative); with ``relative`` it is a percentage of the
+    baseline value. ``better`` is the direction of improvement that the sign written in the
+    tolerance implied (``+``: lower is better, ``-``: higher is better); ``None`` for the
+    ``*`` default, which applies in each metric's own direction.
+    """
+
+    metric: str
+    amount: float
+    relative: bool
+    better: str | None = None
+
+    def allowed(self, baseline_value: float) -> float:
+        """The absolute worsening allowed from ``baseline_value``."""
+        if self.relative:
+            return abs(baseline_value) * self.amount / 100.0
+        return self.amount
+
+    def __str__(self) -> str:
+        sign = {"lower": "+", "higher": "-", None: ""}[self.better]
+        return f"{self.metric}:{sign}{self.amount:g}{'%' if self.relative else ''}"
+
+
+def _worse_word(direction: str) -> str:
+    return "upwards" if direction == "lower" else "downwards"
+
+
+def parse_tolerances(text: str) -> dict[str, Tolerance]:
+    """Parse ``mce:+1.0,cka:-0.02,accuracy:-1%`` into tolerances by metric.
+
+    The sign is the direction in which the metric is allowed to get worse: ``+`` for a
+    lower-is-better metric such as ``mce``, ``-`` for a higher-is-better one such as
+    ``cka``; it must agree with :data:`KNOWN_DIRECTIONS`. A trailing ``%`` makes the amount
+    relative to the baseline value. ``*`` sets the default for every other metric (its sign,
+    if any, is ignored). Raises ``ValueError`` saying what to write instead.
+    """
+    tolerances: dict[str, Tolerance] = {}
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        metric, colon, amount_text = (part.strip() for part in entry.partition(":"))
+        if not colon or not metric or not amount_text:
+            raise ValueError(
+                f"tolerance {entry!r} is not METRIC:AMOUNT (for example mce:+1.0, cka:-0.02 "
+                "or accuracy:-1%)"
+            )
+        if any(ch.isspace() for ch in metric):
+            raise ValueError(f"tolerance {entry!r}: the metric name {metric!r} has spaces")
+        if metric in tolerances:
+            raise ValueError(f"tolerance for {metric!r} given twice ({entry!r})")
+        relative = amount_text.endswith("%")
+        number = amount_text[:-1].strip() if relative else amount_text
+        percent = "%" if relative else ""
+        sign = number[:1] if number[:1] in ("+", "-") else ""
+        magnitude = number[len(sign) :].strip()
+        try:
+            # float() would take a second sign ("+-1"), which says nothing sensible here.
+            amount = float(magnitude) if magnitude[:1] not in ("+", "-") else math.nan
+        except ValueError:
+            amount = math.nan
+        if not math.isfinite(amount):
+            raise ValueError(
+                f"tolerance {entry!r}: {amount_text!r} is not a finite number (for example "
+                "+1.0, -0.02 or -1%)"
+            )
+        if metric == "*":
+            tolerances[metric] = Tolerance(metric, amount, relative)
+            continue
+        known = KNOWN_DIRECTIONS.get(metric)
+        if not sign:
+            if known is not None:
+                expected = "+" if known == "lower" else "-"
+                raise ValueError(
+                    f"tolerance {entry!r} has no sign: the sign says in which direction the "
+                    f"metric may get worse; {metric} gets worse {_worse_word(known)}: write "
+                    f"{metric}:{expected}{number}{percent}"
+                )
+            raise ValueError(
+                f"tolerance {entry!r} has no sign: the sign says in which direction the metric "
+                f"may get worse: write {metric}:+{number}{percent} if lower is better, or "
+                f"{metric}:-{number}{percent} if higher is better"
+            )
+        better = "lower" if sign == "+" else "higher"
+        if known is not None and known != better:
+            expected = "+" if known == "lower" else "-"
+            raise ValueError(
+                f"tolerance {entry!r} has the wrong sign: {metric} gets worse "
+                f"{_worse_word(known)}: write {metric}:{expected}{magnitude}{percent}"
+            )
+        tolerances[metric] = Tolerance(metric, amount, relative, better)
+    return tolerances
+
+
+@dataclasses.dataclass(frozen=True)
+class ComparisonRow:
+    """One contract result next to its baseline.
+
+    ``delta`` is now minus baseline; ``allowed`` the absolute worsening the tolerance
+    permits (``None`` without a tolerance). ``status`` is one of :data:`STATUSES`.
+    """
+
+    key: str
+    metric: str
+    baseline_value: float | None
+    value: float | None
+    delta: float | None
+    allowed: float | None
+    status: str
+    note: str = ""
+    better: str = "none"
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """The rows of a comparison, in key order, and what they mean for the gate."""
+
+    rows: tuple[ComparisonRow, ...]
+
+    def with_status(self, status: str) -> list[ComparisonRow]:
+        return [row for row in self.rows if row.status == status]
+
+    @property
+    def regressions(self) -> list[ComparisonRow]:
+        return self.with_status("regression")
+
+    @property
+    def refused(self) -> list[ComparisonRow]:
+        return self.with_status("refused")
+
+    @property
+    def improved(self) -> list[ComparisonRow]:
+        return self.with_status("improved")
+
+    @property
+    def failed(self) -> bool:
+        """Regressions fail the gate; so do refused pairs, which could not be compared."""
+        return bool(self.regressions or self.refused)
+
+    def summary(self) -> str:
+        """``1 regression, 3 unchanged, ...`` in table order."""
+        counts = [(status, len(self.with_status(status))) for status in STATUSES]
+        return ", ".join(f"{count} {status}" for status, count in counts if count) or "nothing"
+
+    def lines(self, width: int = 100) -> list[str]:
+        """An aligned table for the terminal, regressions first, then refused, missing..."""
+        if not self.rows:
+            return []
+        order = {status: index for index, status in enumerate(STATUSES)}
+        rows = sorted(self.rows, key=lambda row: (order.get(row.status, len(order)), row.key))
+        has_notes = any(row.note for row in rows)
+        header = ("status", "contract", "baseline", "now", "delta", "allowed")
+        header += ("note",) if has_notes else ("",)
+        cells = [
+            (
+                row.status,
+                row.key,
+                _number(row.baseline_value),
+                _number(row.value),
+                _number(row.delta, signed=True),
+                _allowed(row),
+                row.note,
+            )
+            for row in rows
+        ]
+        widths = [max(len(cell[i]) for cell in [header, *cells]) for i in range(6)]
+        # The key gives way so that the columns fit; notes are free text and may run on.
+        others = sum(widths) - widths[1] + 2 * 5 + (len("  note") if has_notes else 0)
+        widths[1] = min(widths[1], max(20, width - others))
+
+        def line(cell: tuple[str, ...]) -> str:
+            key = cell[1] if len(cell[1]) <= widths[1] else "..." + cell[1][-widths[1] + 3 :]
+            padded = [c.ljust(w) for c, w in zip((cell[0], key, *cell[2:6]), widths, strict=True)]
+            return "  ".join([*padded, cell[6]]).rstrip()
+
+        return [line(header), *(line(cell) for cell in cells)]
+
+
+def _number(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.6g}" if signed else f"{value:.6g}"
+
+
+def _allowed(row: ComparisonRow) -> str:
+    if row.allowed is None:
+        return "-"
+    # Shown with the sign of the worsening it allows, as tolerances are written.
+    return f"{row.allowed:+.6g}" if row.better != "higher" else f"{-row.allowed:+.6g}"
+
+
+def _plain(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def _protocol_differences(baseline: ContractResult, current: ContractResult) -> list[str]:
+    """``field: baseline vs now`` for every shared, non-ignored protocol field that differs."""
+    # Compare the JSON forms: the baseline's protocol went through JSON (tuples became
+    # lists, NaN a string) while the current one is still in memory.
+    old = baseline.to_dict()["protocol"]
+    new = current.to_dict()["protocol"]
+    differences = []
+    if baseline.metric != current.metric:
+        differences.append(f"metric: {baseline.metric} vs {current.metric}")
+    for field in sorted(set(old) & set(new)):
+        if field in IGNORED_PROTOCOL_KEYS or old[field] == new[field]:
+            continue
+        differences.append(f"{field}: {_plain(old[field])} vs {_plain(new[field])}")
+    return differences
+
+
+def _interval_end(result: ContractResult, direction: str) -> float | None:
+    """The end of the current run's interval most favourable to it, if it has one."""
+    interval = result.interval
+    if not isinstance(interval, Mapping):
+        return None
+    try:
+        end = float(interval["low" if direction == "lower" else "high"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return end if math.isfinite(end) else None
+
+
+def _beyond(worsening: float, allowed: float) -> bool:
+    # Subtraction rounding (0.4 - 0.3 = 0.10000000000000003) must not turn a worsening of
+    # exactly the tolerance into a regression.
+    return worsening > allowed and not math.isclose(worsening, allowed, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def _same(same: bool) -> str:
+    return "unchanged" if same else "changed"
+
+
+def _compare_pair(
+    baseline: ContractResult,
+    current: ContractResult,
+    tolerances: Mapping[str, Tolerance],
+) -> ComparisonRow:
+    tolerance = tolerances.get(current.metric, tolerances.get("*"))
+    direction = next(
+        (
+            d
+            for d in (
+                current.better,
+                baseline.better,
+                KNOWN_DIRECTIONS.get(current.metric),
+                tolerance.better if tolerance is not None else None,
+            )
+            if d in ("lower", "higher")
+        ),
+        "none",
+    )
+    base, value = baseline.value, current.value
+    delta = value - base
+    common: dict[str, Any] = {
+        "key": current.key,
+        "metric": current.metric,
+        "baseline_value": base,
+        "value": value,
+        "delta": delta,
+        "better": direction,
+    }
+    differences = _protocol_differences(baseline, current)
+    if differences:
+        return ComparisonRow(
+            **common,
+            allowed=None,
+            status="refused",
+            note="protocol differs (baseline vs now): " + "; ".join(differences),
+        )
+    if tolerance is not None and tolerance.better not in (None, direction):
+        return ComparisonRow(
+            **common,
+            allowed=None,
+            status="refused",
+            note=(
+                f"tolerance {tolerance} says {current.metric} gets worse "
+                f"{_worse_word(tolerance.better)}, but the result says {direction} is better"
+            ),
+        )
+    allowed = tolerance.allowed(base) if tolerance is not None else None
+    if not math.isfinite(base):
+        same = base == value or (math.isnan(base) and math.isnan(value))
+        note = "" if same else "the baseline is not a finite number"
+        return ComparisonRow(**common, allowed=allowed, status=_same(same), note=note)
+    if not math.isfinite(value):
+        # A metric that became NaN or infinite is broken, not noisy: it fails a gate.
+        status = "changed" if direction == "none" else "worse" if allowed is None else "regression"
+        return ComparisonRow(**common, allowed=allowed, status=status, note="not a finite number")
+    if direction == "none":
+        return ComparisonRow(**common, allowed=allowed, status=_same(delta == 0))
+    worsening = delta if direction == "lower" else -delta
+    if worsening < 0:
+        return ComparisonRow(**common, allowed=allowed, status="improved")
+    if worsening == 0:
+        return ComparisonRow(**common, allowed=allowed, status="unchanged")
+    if allowed is None:
+        return ComparisonRow(**common, allowed=None, status="worse", note="no tolerance given")
+    end = _interval_end(current, direction)
+    if end is None:
+        if _beyond(worsening, allowed):
+            return ComparisonRow(**common, allowed=allowed, status="regression")
+        return ComparisonRow(**common, allowed=allowed, status="worse")
+    # The interval end most favourable to this run: only if even that is worse than the
+    # baseline by more than the tolerance is the worsening more than bootstrap noise.
+    end_worsening = min(worsening, end - base if direction == "lower" else base - end)
+    interval = f"interval {'low' if direction == 'lower' else 'high'} end {end:.6g}"
+    if _beyond(end_worsening, allowed):
+        return ComparisonRow(**common, allowed=allowed, status="regression", note=interval)
+    note = f"{interval} is within tolerance" if _beyond(worsening, allowed) else ""
+    return ComparisonRow(**common, allowed=allowed, status="worse", note=note)
+
+
+def compare(
+    current: Sequence[ContractResult],
+    baseline: Baseline,
+    tolerances: Mapping[str, Tolerance] | None = None,
+) -> Comparison:
+    """Compare this run's results with a baseline, matching them by key.
+
+    Each pair is first checked for the same protocol: every field present in both results'
+    ``protocol`` must be equal, except :data:`IGNORED_PROTOCOL_KEYS`; otherwise the pair is
+    ``refused`` (never silently compared) and the note names each differing field with the
+    baseline's and this run's value. The direction of improvement is the result's
+    ``better``, else :data:`KNOWN_DIRECTIONS`, else the sign of its tolerance; with none, a
+    difference is only reported as ``changed``.
+
+    A worsening is a ``regression`` when it exceeds the metric's tolerance (or the ``*``
+    default); without a tolerance it is reported as ``worse`` and never fails. When the
+    current result carries a bootstrap ``interval`` (``low``/``high``), the worsening is
+    measured from the interval end most favourable to the current run, so a difference
+    within the run's own noise is not a regression. That interval comes from the current
+    run's paired bootstrap over its images: when both runs evaluated the same images (equal
+    ``ids_digest`` in the protocol, which the protocol check enforces when both record it)
+    this is the paired comparison; otherwise it errs in the run's favour.
+
+    Two current results with one key are refused (which of them would be compared?).
+    """
+    tolerances = tolerances or {}
+    rows: dict[str, ComparisonRow] = {}
+    seen: dict[str, ContractResult] = {}
+    duplicated: set[str] = set()
+    for result in current:
+        if result.key in seen:
+            duplicated.add(result.key)
+        seen[result.key] = result
+    for key, result in seen.items():
+        old = baseline.results.get(key)
+        if key in duplicated:
+            rows[key] = ComparisonRow(
+                key,
+                result.metric,
+                old.value if old is not None else None,
+                None,
+                None,
+                None,
+                "refused",
+                "this run has several results with this key (the same test and label): "
+                "give each its own label=",
+            )
+        elif old is None:
+            rows[key] = ComparisonRow(
+                key, result.metric, None, result.value, None, None, "new", "not in the baseline"
+            )
+        else:
+            rows[key] = _compare_pair(old, result, tolerances)
+    for key, old in baseline.results.items():
+        if key not in rows:
+            rows[key] = ComparisonRow(
+                key, old.metric, old.value, None, None, None, "missing", "not run this time"
+            )
+    return Comparison(rows=tuple(rows[key] for key in sorted(rows)))

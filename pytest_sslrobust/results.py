@@ -1,0 +1,190 @@
+"""Contract results: the record every assertion leaves, and the session's collection of them."""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import json
+import math
+import platform
+from collections.abc import Iterable, Mapping, Sequence
+from importlib import metadata
+from typing import Any
+
+SCHEMA_VERSION = 1
+PROPERTY = "sslrobust"
+BETTER = ("lower", "higher", "none")
+
+# The test being run, set by the plugin around each test call so that assertions can
+# attach their results to it (and from there to its report, which xdist carries home).
+current_item: contextvars.ContextVar[Any] = contextvars.ContextVar("sslrobust_item", default=None)
+
+
+def _json_safe(value: Any) -> Any:
+    """Plain JSON types only: floats stay floats (NaN/inf as strings), tuples become lists."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    if hasattr(value, "item"):  # numpy / torch scalars
+        return _json_safe(value.item())
+    return str(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class ContractResult:
+    """One measured number, what it was required to be, and how it was produced.
+
+    ``better`` says which direction is an improvement (``lower`` for mCE, ``higher`` for
+    accuracy); ``decided_on`` is ``"value"`` or ``"interval"`` (the bootstrap bound that
+    the decision used). ``label`` tells several results of one test apart.
+    """
+
+    test: str
+    name: str
+    metric: str
+    label: str
+    value: float
+    passed: bool
+    low: float | None = None
+    high: float | None = None
+    better: str = "none"
+    unit: str = ""
+    interval: Mapping[str, Any] | None = None
+    decided_on: str = "value"
+    model: str | None = None
+    protocol: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    details: Sequence[Mapping[str, Any]] = ()
+
+    def __post_init__(self) -> None:
+        if self.better not in BETTER:
+            raise ValueError(f"Expected better to be one of {BETTER}, but got {self.better!r}")
+
+    @property
+    def key(self) -> str:
+        """What identifies the result across runs: the test id and the label."""
+        return f"{self.test}::{self.label}"
+
+    def bounds_text(self) -> str:
+        if self.low is not None and self.high is not None:
+            return f"[{self.low:g}, {self.high:g}]"
+        if self.low is not None:
+            return f">= {self.low:g}" if self.better != "lower" else f"> {self.low:g}"
+        if self.high is not None:
+            return f"<= {self.high:g}"
+        return "-"
+
+    def to_dict(self) -> dict[str, Any]:
+        return _json_safe(dataclasses.asdict(self))  # type: ignore[no-any-return]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ContractResult:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - fields)
+        if unknown:
+            raise ValueError(f"unknown result fields {unknown}")
+        values = dict(data)
+        values["value"] = float(values["value"])
+        values["details"] = tuple(values.get("details", ()))
+        return cls(**values)
+
+
+def record(result: ContractResult) -> ContractResult:
+    """Attach a result to the running test (no-op outside a pytest test)."""
+    item = current_item.get()
+    if item is not None:
+        item.user_properties.append((PROPERTY, json.dumps(result.to_dict(), sort_keys=True)))
+    return result
+
+
+def current_test_id() -> str:
+    item = current_item.get()
+    return item.nodeid if item is not None else "<outside pytest>"
+
+
+def results_from_properties(properties: Iterable[tuple[str, Any]]) -> list[ContractResult]:
+    """The results carried in a test report's user properties."""
+    return [
+        ContractResult.from_dict(json.loads(value))
+        for name, value in properties
+        if name == PROPERTY
+    ]
+
+
+def environment() -> dict[str, Any]:
+    """Versions and machine facts stored beside results (never used to refuse a compare)."""
+    versions = {}
+    for name in (
+        "pytest-sslrobust",
+        "torch",
+        "timm",
+        "numpy",
+        "scikit-learn",
+        "imagecorruptions-imaug",
+    ):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
+    }
+
+
+class ResultCollector:
+    """Gathers results from every test report (controller side, so xdist workers count).
+
+    Registered as a plugin for the session; ``comparison_lines`` holds what the baseline
+    comparison has to say, for the terminal summary.
+    """
+
+    def __init__(self) -> None:
+        self.results: list[ContractResult] = []
+        self.comparison_lines: list[str] = []
+
+    def pytest_runtest_logreport(self, report: Any) -> None:
+        # Teardown reports carry every property the test recorded (setup and call
+        # included); under xdist they reach the controller with the worker's properties.
+        if report.when == "teardown":
+            self.add_report(report.user_properties)
+
+    def add_report(self, properties: Iterable[tuple[str, Any]]) -> None:
+        self.results.extend(results_from_properties(properties))
+
+    def document(self) -> dict[str, Any]:
+        """The JSON document of ``--sslrobust-json`` (schema in docs/results-schema.md)."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "environment": environment(),
+            "results": [result.to_dict() for result in self.results],
+        }
+
+    def summary_lines(self, width: int = 100) -> list[str]:
+        """An aligned table: outcome, test and label, value, bounds."""
+        if not self.results:
+            return []
+        rows = [
+            (
+                "passed" if r.passed else "FAILED",
+                f"{r.test} [{r.label}]",
+                f"{r.value:.4g}{r.unit}",
+                r.bounds_text() + (" (interval)" if r.decided_on == "interval" else ""),
+            )
+            for r in self.results
+        ]
+        header = ("outcome", "contract", "value", "required")
+        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]
+        widths[1] = min(widths[1], max(20, width - widths[0] - widths[2] - widths[3] - 6))
+
+        def line(row: tuple[str, ...]) -> str:
+            contract = row[1] if len(row[1]) <= widths[1] else "..." + row[1][-widths[1] + 3 :]
+            cells = (row[0], contract, row[2], row[3])
+            return "  ".join(cell.ljust(w) for cell, w in zip(cells, widths, strict=True)).rstrip()
+
+        return [line(header), *(line(row) for row in rows)]

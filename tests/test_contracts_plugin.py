@@ -1,0 +1,161 @@
+"""Contracts through the plugin: summary table, JSON, JUnit, baselines and the gate, xdist."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+CONTRACTS = """
+import numpy as np
+import pytest
+from pytest_sslrobust import assert_accuracy_above, assert_cka_between
+
+rng = np.random.default_rng(0)
+X = rng.normal(size=(200, 8))
+LABELS = np.arange(200) % 4
+
+
+def test_similar(sslrobust_settings):
+    assert_cka_between(X, X + 0.01 * rng.normal(size=X.shape), 0.9, 1.0, label="near")
+
+
+def test_accuracy():
+    level = ACCURACY
+    predictions = LABELS.copy()
+    predictions[: int((1 - level) * len(LABELS))] = (LABELS[: int((1 - level) * len(LABELS))] + 1) % 4
+    assert_accuracy_above(predictions, LABELS, 0.5, confidence=CONFIDENCE)
+"""
+
+
+def _project(pytester: pytest.Pytester, accuracy: float, confidence: str = "None") -> None:
+    pytester.makepyfile(
+        test_contracts=CONTRACTS.replace("ACCURACY", repr(accuracy)).replace(
+            "CONFIDENCE", confidence
+        )
+    )
+
+
+def test_summary_table_json_and_junit(pytester: pytest.Pytester):
+    _project(pytester, 0.4)
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:randomly",
+        f"--sslrobust-json={pytester.path / 'out' / 'results.json'}",
+        f"--junitxml={pytester.path / 'junit.xml'}",
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*sslrobust contracts*",
+            "outcome*contract*value*required*",
+            "passed*test_similar*[[]near[]]*[[]0.9, 1[]]*",
+            "FAILED*test_accuracy [[]accuracy[]]*0.4*>= 0.5*",
+        ]
+    )
+    document = json.loads((pytester.path / "out" / "results.json").read_text())
+    assert document["schema_version"] == 1 and "torch" in document["environment"]["versions"]
+    by_label = {r["label"]: r for r in document["results"]}
+    assert by_label["near"]["metric"] == "cka" and by_label["near"]["passed"] is True
+    assert by_label["accuracy"]["passed"] is False and by_label["accuracy"]["value"] == 0.4
+    assert set(by_label["near"]) >= {"test", "name", "value", "low", "high", "better", "protocol"}
+    properties = [
+        json.loads(p.get("value"))
+        for p in ET.parse(pytester.path / "junit.xml").iter("property")
+        if p.get("name") == "sslrobust"
+    ]
+    assert sorted(p["label"] for p in properties) == ["accuracy", "near"]
+
+
+def test_save_then_compare_gates_on_regressions(pytester: pytest.Pytester):
+    baseline = pytester.path / "baseline.json"
+    _project(pytester, 0.9)
+    pytester.runpytest_subprocess(f"--sslrobust-save={baseline}").assert_outcomes(passed=2)
+    assert json.loads(baseline.read_text())["kind"] == "pytest-sslrobust-baseline"
+
+    _project(pytester, 0.8)  # still passes its own contract (> 0.5) but 10 points worse
+    gate = ["--sslrobust-compare", str(baseline), "--sslrobust-compare-fail=accuracy:-5%"]
+    result = pytester.runpytest_subprocess(*gate)
+    result.assert_outcomes(passed=2)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "*sslrobust baseline comparison*",
+            "*regression*test_accuracy*0.9*0.8*",
+            "*sslrobust gate FAILED: 1 regression(s)*",
+        ]
+    )
+    within = pytester.runpytest_subprocess(
+        "--sslrobust-compare", str(baseline), "--sslrobust-compare-fail=accuracy:-15%"
+    )
+    assert within.ret == pytest.ExitCode.OK
+    within.stdout.fnmatch_lines(["*worse*test_accuracy*"])
+    report_only = pytester.runpytest_subprocess("--sslrobust-compare", str(baseline))
+    assert report_only.ret == pytest.ExitCode.OK
+
+
+def test_noise_inside_the_interval_does_not_fail(pytester: pytest.Pytester):
+    baseline = pytester.path / "baseline.json"
+    _project(pytester, 0.9, confidence="0.95")
+    pytester.runpytest_subprocess(f"--sslrobust-save={baseline}").assert_outcomes(passed=2)
+    _project(pytester, 0.88, confidence="0.95")  # 2 points down; n = 200 -> interval ~ +-4
+    result = pytester.runpytest_subprocess(
+        "--sslrobust-compare", str(baseline), "--sslrobust-compare-fail=accuracy:-0.01"
+    )
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["*worse*test_accuracy*"])
+
+
+def test_protocol_mismatch_is_refused(pytester: pytest.Pytester):
+    pytester.makepyfile(
+        test_p="""
+        import numpy as np
+        import pytest
+        from pytest_sslrobust.results import ContractResult, record, current_test_id
+
+        def test_x(request):
+            subset = request.config.getoption("--sslrobust-max-images")
+            record(ContractResult(test=current_test_id(), name="x", metric="cka", label="cka",
+                                  value=0.8, passed=True, low=0.5, better="higher",
+                                  protocol={"data": "bundled:textured-digits",
+                                            "subset": {"max_images": subset}}))
+        """
+    )
+    baseline = pytester.path / "b.json"
+    pytester.runpytest_subprocess(f"--sslrobust-save={baseline}", "--sslrobust-max-images=10")
+    result = pytester.runpytest_subprocess(
+        "--sslrobust-compare",
+        str(baseline),
+        "--sslrobust-compare-fail=cka:-0.1",
+        "--sslrobust-max-images=20",
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*refused*subset*10*20*", "*1 comparison(s) refused*"])
+
+
+def test_results_of_xdist_workers_reach_the_controller(pytester: pytest.Pytester):
+    _project(pytester, 0.4)
+    out = pytester.path / "r.json"
+    result = pytester.runpytest_subprocess("-n", "2", f"--sslrobust-json={out}")
+    result.assert_outcomes(passed=1, failed=1)
+    labels = sorted(r["label"] for r in json.loads(out.read_text())["results"])
+    assert labels == ["accuracy", "near"]
+    result.stdout.fnmatch_lines(["*sslrobust contracts*", "FAILED*test_accuracy*"])
+
+
+def test_compare_fail_needs_compare(pytester: pytest.Pytester):
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest_subprocess("--sslrobust-compare-fail=mce:+1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "needs --sslrobust-compare" in result.stderr.str()
+
+
+def test_bad_baseline_file_is_explained(pytester: pytest.Pytester):
+    _project(pytester, 0.9)
+    (pytester.path / "old.json").write_text(
+        '{"schema_version": 0, "kind": "pytest-sslrobust-baseline", "results": []}'
+    )
+    result = pytester.runpytest_subprocess("--sslrobust-compare", str(pytester.path / "old.json"))
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*schema version 0*regenerate*--sslrobust-save*"])
