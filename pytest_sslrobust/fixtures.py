@@ -57,18 +57,63 @@ def sslrobust_dataset(pytestconfig: pytest.Config) -> Dataset:
 
 @pytest.fixture
 def sslrobust_features(
-    pytestconfig: pytest.Config, sslrobust_backbone: Backbone, sslrobust_dataset: Dataset
+    request: pytest.FixtureRequest,
+    pytestconfig: pytest.Config,
+    sslrobust_backbone: Backbone,
+    sslrobust_dataset: Dataset,
 ) -> FeatureStore:
-    """Cached features of the current backbone on the dataset.
+    """Cached features of the current backbone on the dataset (the test's
+    ``@pytest.mark.sslrobust(data=...)`` wins over ``--sslrobust-data``).
 
     ``sslrobust_features.get("original", split="test")`` returns a ``FeatureSet`` with
     ``features`` (n, d), ``logits`` (or None), ``labels``, ``ids`` and its ``protocol``.
     Each set is computed once per run (and once across runs, through the disk cache).
     """
-    return _run(pytestconfig).store(sslrobust_backbone, sslrobust_dataset)
+    run = _run(pytestconfig)
+    data = marker_options(request.node.get_closest_marker("sslrobust")).get("data")
+    dataset = run.dataset(data) if data else sslrobust_dataset
+    return run.store(sslrobust_backbone, dataset)
 
 
-_MARKER_KEYS = frozenset({"corruptions", "severities", "protocol"})
+_MARKER_KEYS = frozenset({"models", "data", "corruptions", "severities", "protocol", "variants"})
+# The masking study's altered variants, swept by ``sslrobust_variant`` unless a marker says.
+DEFAULT_VARIANTS = ("foreground", "background", "center", "border")
+
+
+def marker_options(marker: pytest.Mark | None) -> dict[str, Any]:
+    """The keywords of ``@pytest.mark.sslrobust(...)``, checked; a bad one is a usage error."""
+    import argparse
+
+    from pytest_sslrobust.settings import parse_data, parse_models
+
+    options = dict(marker.kwargs) if marker is not None else {}
+    if marker is not None and marker.args:
+        raise pytest.UsageError(
+            "@pytest.mark.sslrobust takes keywords only (models=, data=, corruptions=, "
+            "severities=, protocol=, variants=)"
+        )
+    unknown = sorted(set(options) - _MARKER_KEYS)
+    if unknown:
+        raise pytest.UsageError(
+            f"@pytest.mark.sslrobust got unknown keyword {unknown[0]!r}; accepted: "
+            f"{', '.join(sorted(_MARKER_KEYS))}"
+        )
+    try:
+        if "models" in options:
+            models = options["models"]
+            models = parse_models(models if isinstance(models, str) else ",".join(models))
+            from pytest_sslrobust.backbones.registry import validate_spec
+
+            for spec in models:
+                problem = validate_spec(spec)
+                if problem:
+                    raise argparse.ArgumentTypeError(problem)
+            options["models"] = models
+        if "data" in options:
+            options["data"] = parse_data(str(options["data"]))
+    except argparse.ArgumentTypeError as exc:
+        raise pytest.UsageError(f"@pytest.mark.sslrobust: {exc}") from None
+    return options
 
 
 def sweep_from_marker(settings: Settings, marker: pytest.Mark | None) -> list[Corruption]:
@@ -76,13 +121,7 @@ def sweep_from_marker(settings: Settings, marker: pytest.Mark | None) -> list[Co
     from pytest_sslrobust.variants.base import VariantError
     from pytest_sslrobust.variants.corruptions import corruption_variants
 
-    options = dict(marker.kwargs) if marker is not None else {}
-    unknown = sorted(set(options) - _MARKER_KEYS)
-    if unknown:
-        raise pytest.UsageError(
-            f"@pytest.mark.sslrobust got unknown keyword {unknown[0]!r}; accepted: "
-            f"{', '.join(sorted(_MARKER_KEYS))}"
-        )
+    options = marker_options(marker)
     try:
         return corruption_variants(
             options.get("corruptions", settings.corruptions),
@@ -91,6 +130,36 @@ def sweep_from_marker(settings: Settings, marker: pytest.Mark | None) -> list[Co
         )
     except VariantError as exc:
         raise pytest.UsageError(f"@pytest.mark.sslrobust: {exc}") from None
+
+
+def variants_from_marker(settings: Settings, marker: pytest.Mark | None) -> list[Any]:
+    """The variants a ``sslrobust_variant`` test runs over (marker ``variants=``, else
+    foreground, background, center, border)."""
+    from pytest_sslrobust.variants import parse_variant
+    from pytest_sslrobust.variants.base import VariantError
+
+    options = marker_options(marker)
+    wanted = options.get("variants", DEFAULT_VARIANTS)
+    if isinstance(wanted, str):
+        wanted = [part.strip() for part in wanted.split(",")]
+    protocol = options.get("protocol", settings.corruption_protocol)
+    try:
+        return [
+            parse_variant(v, protocol=protocol, segmenter=settings.segmenter)
+            if isinstance(v, str)
+            else v
+            for v in wanted
+        ]
+    except VariantError as exc:
+        raise pytest.UsageError(f"@pytest.mark.sslrobust: {exc}") from None
+
+
+@pytest.fixture
+def sslrobust_variant(request: pytest.FixtureRequest) -> Any:
+    """One variant; a test using it runs once per variant of its
+    ``@pytest.mark.sslrobust(variants=[...])`` (default: foreground, background, center,
+    border), with ids such as ``test_x[dinov2-center-r0.50]``."""
+    return request.param
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from pytest_sslrobust.fixtures import (  # noqa: F401 - registered as fixtures b
     sslrobust_dataset,
     sslrobust_features,
     sslrobust_settings,
+    sslrobust_variant,
 )
 from pytest_sslrobust.results import ResultCollector, current_item
 from pytest_sslrobust.session import RUN_KEY, SslRobustRun
@@ -61,8 +62,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(collector, "sslrobust-results")
     config.addinivalue_line(
         "markers",
-        "sslrobust(corruptions=..., severities=..., protocol=...): override the corruption "
-        "sweep of --sslrobust-corruptions/--sslrobust-severities for one test",
+        "sslrobust(models=..., data=..., corruptions=..., severities=..., protocol=..., "
+        "variants=...): override the run's models, data, corruption sweep or variant list "
+        "for one test",
     )
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistStats(config), "sslrobust-xdist")
@@ -81,22 +83,36 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    from pytest_sslrobust.fixtures import marker_options, sweep_from_marker, variants_from_marker
+
     settings = metafunc.config.stash[RUN_KEY].settings
+    marker = metafunc.definition.get_closest_marker("sslrobust")
     if "sslrobust_backbone" in metafunc.fixturenames:
         from pytest_sslrobust.backbones.registry import model_id
 
+        models = marker_options(marker).get("models", settings.model)
         metafunc.parametrize(
             "sslrobust_backbone",
-            settings.model,
+            models,
             indirect=True,
-            ids=[model_id(spec) for spec in settings.model],
+            ids=[model_id(spec) for spec in models],
             scope="session",
         )
     if "sslrobust_corruption" in metafunc.fixturenames:
-        from pytest_sslrobust.fixtures import sweep_from_marker
-
-        variants = sweep_from_marker(settings, metafunc.definition.get_closest_marker("sslrobust"))
+        variants = sweep_from_marker(settings, marker)
         metafunc.parametrize("sslrobust_corruption", variants, ids=[v.id for v in variants])
+    if "sslrobust_variant" in metafunc.fixturenames:
+        variants = variants_from_marker(settings, marker)
+        metafunc.parametrize("sslrobust_variant", variants, ids=[v.id for v in variants])
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Check every sslrobust marker up front: a typo is a usage error, not a late failure."""
+    from pytest_sslrobust.fixtures import marker_options
+
+    for item in items:
+        for marker in item.iter_markers("sslrobust"):
+            marker_options(marker)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -25,7 +25,7 @@ class SslRobustRun:
         self.config = config
         self.settings = settings
         self._backbones: dict[str, Backbone] = {}
-        self._dataset: Dataset | None = None
+        self._datasets: dict[str, Dataset] = {}
         self._stores: dict[str, FeatureStore] = {}
         self._cache: FeatureCache | None = None
         self.worker_stats: collections.Counter[str] = collections.Counter()
@@ -90,16 +90,18 @@ class SslRobustRun:
             self._backbones[spec] = backbone.to(self.device())
         return self._backbones[spec]
 
-    def dataset(self) -> Dataset:
-        if self._dataset is None:
+    def dataset(self, spec: str | None = None) -> Dataset:
+        """The dataset of ``spec`` (default: ``--sslrobust-data``), loaded once per run."""
+        spec = spec or self.settings.data
+        if spec not in self._datasets:
             from pytest_sslrobust.data.base import DataError
             from pytest_sslrobust.data.specs import load_dataset
 
             try:
-                self._dataset = load_dataset(self.settings.data)
+                self._datasets[spec] = load_dataset(spec)
             except DataError as exc:
                 pytest.fail(f"sslrobust: {exc}", pytrace=False)
-        return self._dataset
+        return self._datasets[spec]
 
     def store(self, backbone: Backbone, dataset: Dataset) -> FeatureStore:
         key = f"{backbone.fingerprint}:{dataset.fingerprint}"

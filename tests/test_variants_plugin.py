@@ -80,19 +80,89 @@ def test_ini_keys_for_the_sweep(pytester):
     pytester.runpytest_subprocess(*TINY).assert_outcomes(passed=1)
 
 
-def test_unknown_marker_keyword_is_refused(pytester):
+def test_unknown_marker_keyword_is_a_usage_error(pytester):
     pytester.makepyfile(
         """
         import pytest
 
         @pytest.mark.sslrobust(corruption="fog")
-        def test_x(sslrobust_corruption):
+        def test_x():
             pass
         """
     )
     result = pytester.runpytest_subprocess(*TINY)
-    assert result.ret != 0
-    result.stdout.fnmatch_lines(["*unknown keyword 'corruption'*accepted: corruptions*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert (
+        "unknown keyword 'corruption'; accepted: corruptions, data, models" in result.stderr.str()
+    )
+
+
+def test_marker_overrides_models_data_and_variants(pytester):
+    pytester.makeconftest(
+        """
+        from pytest_sslrobust import BackboneAlias
+
+        def pytest_sslrobust_register_backbones(register):
+            register(BackboneAlias("tiny-b", "resnet18", weights="random", input_size=32))
+        """
+    )
+    from PIL import Image
+
+    for cls in ("cat", "dog"):
+        folder = pytester.path / "pets" / cls
+        folder.mkdir(parents=True)
+        for i in range(4):
+            Image.new("RGB", (40, 40), (60 * i, 100 if cls == "cat" else 200, 0)).save(
+                folder / f"{i}.png"
+            )
+    pytester.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.sslrobust(models="tiny-b")
+        def test_model(sslrobust):
+            assert sslrobust.backbone.name == "tiny-b"
+
+        @pytest.mark.sslrobust(data="imagefolder:{pytester.path / "pets"}")
+        def test_data(sslrobust):
+            assert sslrobust.dataset.classes == ("cat", "dog")
+            assert len(sslrobust.features("original", split="all")) == 8
+
+        @pytest.mark.sslrobust(variants=["center-r0.30", "fog-s1"])
+        def test_variants(sslrobust, sslrobust_variant):
+            assert sslrobust.features(sslrobust_variant).variant == sslrobust_variant.id
+
+        def test_default_variants(sslrobust_variant):
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess(*TINY, "-v")
+    result.assert_outcomes(passed=8)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_model[[]tiny-b[]] PASSED*",
+            "*test_data[[]random-resnet18[]] PASSED*",
+            "*test_variants[[]random-resnet18-center-r0.30[]] PASSED*",
+            "*test_variants[[]random-resnet18-fog-s1[]] PASSED*",
+            "*test_default_variants[[]foreground[]] PASSED*",
+            "*test_default_variants[[]border-r0.50[]] PASSED*",
+        ]
+    )
+
+
+def test_marker_with_a_bad_model_or_data_is_a_usage_error(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.sslrobust(models="no-such-model")
+        def test_x():
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess(*TINY)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "Unknown model 'no-such-model'" in result.stderr.str()
 
 
 def test_features_of_every_kind_of_variant(pytester):
