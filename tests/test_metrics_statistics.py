@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 import torch
@@ -208,10 +206,6 @@ def test_cka_interval_with_explicit_metric_numpy_and_torch():
     assert on_tensors.high == pytest.approx(interval.high)
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("pytest_sslrobust.metrics.similarity") is None,
-    reason="similarity.py not written yet",
-)
 def test_cka_interval_default_metric():
     x = np.random.default_rng(18).normal(size=(60, 5))
     interval = cka_interval(x, x, resamples=50)

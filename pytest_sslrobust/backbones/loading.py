@@ -186,11 +186,7 @@ def _hub_weights(spec: str, timm_name: str) -> Path:
     """
     from huggingface_hub import hf_hub_download, try_to_load_from_cache
 
-    timm = _timm()
-    try:
-        cfg = timm.models.get_pretrained_cfg(timm_name)
-    except Exception:
-        cfg = None
+    cfg = _timm().models.get_pretrained_cfg(timm_name)  # None for unknown names
     repo = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
     if cfg is None or not repo:
         raise BackboneError(
