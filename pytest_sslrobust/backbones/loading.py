@@ -186,7 +186,10 @@ def _hub_weights(spec: str, timm_name: str) -> Path:
     """
     from huggingface_hub import hf_hub_download, try_to_load_from_cache
 
-    cfg = _timm().models.get_pretrained_cfg(timm_name)  # None for unknown names
+    try:  # None for an unknown architecture; RuntimeError for an unknown tag
+        cfg = _timm().models.get_pretrained_cfg(timm_name)
+    except RuntimeError:
+        cfg = None
     repo = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
     if cfg is None or not repo:
         raise BackboneError(
