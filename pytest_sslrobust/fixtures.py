@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from pytest_sslrobust.evaluate import Readout
     from pytest_sslrobust.features.store import FeatureSet, FeatureStore
     from pytest_sslrobust.metrics.corruption import CorruptionErrors
+    from pytest_sslrobust.report import ReportRecorder
     from pytest_sslrobust.variants.base import Variant
     from pytest_sslrobust.variants.corruptions import Corruption
 
@@ -205,6 +206,13 @@ class SslRobust:
     def corruptions(self) -> list[Corruption]:
         """The corruption sweep for this test (options, or the test's sslrobust marker)."""
         return sweep_from_marker(self.settings, self.marker)
+
+    @property
+    def report(self) -> ReportRecorder:
+        """Hands tables, matrices and thumbnails of this test to ``--sslrobust-report``."""
+        from pytest_sslrobust.report import ReportRecorder
+
+        return ReportRecorder(self.store)
 
     def readout(self, kind: str = "auto") -> Readout:
         """A readout (``auto``, ``head``, ``linear-probe`` or ``knn``), fitted once per run

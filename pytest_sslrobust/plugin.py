@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Generator
 from typing import Any
 
@@ -18,7 +19,7 @@ from pytest_sslrobust.fixtures import (  # noqa: F401 - registered as fixtures b
     sslrobust_settings,
     sslrobust_variant,
 )
-from pytest_sslrobust.results import ResultCollector, current_item
+from pytest_sslrobust.results import COLLECTOR_KEY, ResultCollector, current_item
 from pytest_sslrobust.session import RUN_KEY, SslRobustRun
 from pytest_sslrobust.settings import OPTIONS, Settings
 
@@ -58,6 +59,7 @@ def pytest_configure(config: pytest.Config) -> None:
         settings.cache_dir.mkdir(parents=True, exist_ok=True)
     config.stash[RUN_KEY] = SslRobustRun(config, settings)
     collector = ResultCollector()
+    collector.started = time.time()
     config.stash[COLLECTOR_KEY] = collector
     config.pluginmanager.register(collector, "sslrobust-results")
     config.addinivalue_line(
@@ -68,9 +70,6 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistStats(config), "sslrobust-xdist")
-
-
-COLLECTOR_KEY = pytest.StashKey[ResultCollector]()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -136,15 +135,60 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     run = config.stash.get(RUN_KEY, None)
     workeroutput = getattr(config, "workeroutput", None)
-    if run is not None and workeroutput is not None:
+    collector = config.stash[COLLECTOR_KEY] if run is not None else None
+    if collector is not None and workeroutput is not None:
+        import json
+
         workeroutput["sslrobust_stats"] = dict(run.stats())
-    if run is None or workeroutput is not None:
+        # Report material travels as one JSON string (execnet carries plain types only).
+        workeroutput["sslrobust_report"] = json.dumps(
+            {"artifacts": collector.artifacts, "backbones": collector.backbones}
+        )
+    if collector is None or workeroutput is not None:
         return
-    _write_outputs(session, run.settings, config.stash[COLLECTOR_KEY])
+    _write_outputs(session, run.settings, collector)
+    if run.settings.report is not None:
+        _write_report(session, run, collector)
+
+
+def _write_report(session: pytest.Session, run: SslRobustRun, collector: ResultCollector) -> None:
+    from pytest_sslrobust.report import build_document
+    from pytest_sslrobust.report.render import render_report
+
+    reporter = session.config.pluginmanager.getplugin("terminalreporter")
+    outcomes = {
+        name: len(reporter.stats.get(name, [])) if reporter is not None else 0
+        for name in ("passed", "failed", "skipped", "error")
+    }
+    stats = run.stats()
+    settings = run.settings
+    document = build_document(
+        collector,
+        {
+            "models": list(collector.backbones.values()),
+            "data": settings.data,
+            "device": settings.device,
+            "seed": settings.seed,
+            "max_images": settings.max_images,
+            "wall_time_s": round(time.time() - collector.started, 1),
+            "cache": {
+                "computed": stats["misses"],
+                "memory_hits": stats["memory_hits"],
+                "disk_hits": stats["disk_hits"],
+                "forward_images": stats["forward_images"],
+            },
+            "outcomes": outcomes,
+        },
+    )
+    assert settings.report is not None
+    settings.report.parent.mkdir(parents=True, exist_ok=True)
+    settings.report.write_text(render_report(document), encoding="utf-8")
+    collector.notes.append(f"report written to {settings.report}")
 
 
 def _write_outputs(session: pytest.Session, settings: Settings, collector: ResultCollector) -> None:
     """JSON, baseline and comparison: written once, on the controller, at session end."""
+    import dataclasses
     import json
 
     from pytest_sslrobust.baselines import (
@@ -174,6 +218,10 @@ def _write_outputs(session: pytest.Session, settings: Settings, collector: Resul
             return
         tolerances = parse_tolerances(settings.compare_fail) if settings.compare_fail else None
         comparison = compare(collector.results, baseline, tolerances)
+        collector.comparison = {
+            "baseline": str(settings.compare),
+            "rows": [dataclasses.asdict(row) for row in comparison.rows],
+        }
         lines = [f"compared with {settings.compare}"] + comparison.lines()
         if settings.compare_fail and comparison.failed:
             lines.append(
@@ -200,14 +248,18 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         for line in comparison:
             terminalreporter.write_line(line)
     stats = run.stats()
-    if not any(stats.values()):
+    notes = collector.notes if collector else []
+    if not any(stats.values()) and not notes:
         return
     terminalreporter.write_sep("-", "sslrobust")
-    terminalreporter.write_line(
-        f"feature sets: {stats['misses']} computed, {stats['memory_hits']} memory hits, "
-        f"{stats['disk_hits']} disk hits, {stats['corrupt']} damaged entries recomputed; "
-        f"forward passes: {stats['forward_batches']} batches, {stats['forward_images']} images"
-    )
+    if any(stats.values()):
+        terminalreporter.write_line(
+            f"feature sets: {stats['misses']} computed, {stats['memory_hits']} memory hits, "
+            f"{stats['disk_hits']} disk hits, {stats['corrupt']} damaged entries recomputed; "
+            f"forward passes: {stats['forward_batches']} batches, {stats['forward_images']} images"
+        )
+    for note in notes:
+        terminalreporter.write_line(note)
 
 
 class XdistStats:
@@ -218,5 +270,11 @@ class XdistStats:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        stats = getattr(node, "workeroutput", {}).get("sslrobust_stats", {})
-        self.config.stash[RUN_KEY].worker_stats.update(stats)
+        import json
+
+        output = getattr(node, "workeroutput", {})
+        self.config.stash[RUN_KEY].worker_stats.update(output.get("sslrobust_stats", {}))
+        report = json.loads(output.get("sslrobust_report", "{}"))
+        collector = self.config.stash[COLLECTOR_KEY]
+        collector.artifacts.extend(report.get("artifacts", []))
+        collector.backbones.update(report.get("backbones", {}))

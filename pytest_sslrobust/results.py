@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from importlib import metadata
 from typing import Any
 
+import pytest
+
 SCHEMA_VERSION = 1
 PROPERTY = "sslrobust"
 BETTER = ("lower", "higher", "none")
@@ -101,6 +103,30 @@ def record(result: ContractResult) -> ContractResult:
     return result
 
 
+def record_artifact(
+    kind: str, payload: Mapping[str, Any], *, model: str | None = None, label: str = ""
+) -> None:
+    """Keep data for the HTML report (tables, matrices, thumbnails) from the running test.
+
+    Artifacts stay out of the test's user properties (JUnit files would carry them);
+    xdist workers send theirs to the controller at the end of the session instead.
+    """
+    item = current_item.get()
+    if item is None:
+        return
+    collector = item.config.stash.get(COLLECTOR_KEY, None)
+    if collector is not None:
+        collector.artifacts.append(
+            {
+                "kind": kind,
+                "test": item.nodeid,
+                "model": model,
+                "label": label,
+                "payload": _json_safe(payload),
+            }
+        )
+
+
 def current_test_id() -> str:
     item = current_item.get()
     return item.nodeid if item is not None else "<outside pytest>"
@@ -146,7 +172,12 @@ class ResultCollector:
 
     def __init__(self) -> None:
         self.results: list[ContractResult] = []
+        self.artifacts: list[dict[str, Any]] = []
+        self.backbones: dict[str, dict[str, Any]] = {}
         self.comparison_lines: list[str] = []
+        self.comparison: dict[str, Any] | None = None
+        self.started = 0.0
+        self.notes: list[str] = []
 
     def pytest_runtest_logreport(self, report: Any) -> None:
         # Teardown reports carry every property the test recorded (setup and call
@@ -188,3 +219,6 @@ class ResultCollector:
             return "  ".join(cell.ljust(w) for cell, w in zip(cells, widths, strict=True)).rstrip()
 
         return [line(header), *(line(row) for row in rows)]
+
+
+COLLECTOR_KEY = pytest.StashKey[ResultCollector]()

@@ -88,6 +88,14 @@ class SslRobustRun:
             except BackboneError as exc:
                 pytest.fail(f"sslrobust: {exc}", pytrace=False)
             self._backbones[spec] = backbone.to(self.device())
+            from pytest_sslrobust.results import COLLECTOR_KEY
+
+            collector = self.config.stash.get(COLLECTOR_KEY, None)
+            if collector is not None:
+                collector.backbones[backbone.name] = {
+                    **backbone.describe(),
+                    "device": str(backbone.device),
+                }
         return self._backbones[spec]
 
     def dataset(self, spec: str | None = None) -> Dataset:

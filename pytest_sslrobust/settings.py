@@ -283,6 +283,13 @@ OPTIONS: tuple[Option, ...] = (
         "write every contract result (values, bounds, intervals, protocols) as JSON",
     ),
     Option(
+        "report",
+        parse_path,
+        None,
+        "PATH",
+        "write a self-contained HTML robustness report at session end",
+    ),
+    Option(
         "save",
         parse_path,
         None,
@@ -327,6 +334,7 @@ class Settings:
     segmenter: str | None = None
     workers: int = 0
     json: Path | None = None
+    report: Path | None = None
     save: Path | None = None
     compare: Path | None = None
     compare_fail: str | None = None
