@@ -16,6 +16,7 @@ def digits():
 
 
 def test_shapes_splits_and_classes(digits):
+    assert digits.spec == "bundled:textured-digits"
     train, test, biased = (digits.split(s) for s in ("train", "test", "biased-train"))
     assert (len(train), len(test)) == (1258, 539)
     assert not set(train.ids) & set(test.ids)

@@ -141,8 +141,8 @@ def load_bundled(name: str) -> Dataset:
     # Items are made on demand, so the fingerprint covers their inputs and the recipe
     # (generator version, sizes, library versions that do the resizing), not their pixels.
     digest = hashlib.sha256(digits.tobytes())
-    for name in _PHOTOS:
-        digest.update(getattr(_skimage_data(), name)().tobytes())
+    for photo_name in _PHOTOS:
+        digest.update(getattr(_skimage_data(), photo_name)().tobytes())
     recipe = (GENERATOR_VERSION, IMAGE_SIZE, DIGIT_SIZE, CORRELATION, _library_versions())
     return Dataset(
         spec=f"bundled:{name}",
