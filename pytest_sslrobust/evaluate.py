@@ -146,7 +146,9 @@ def corruption_errors(
         "seed": clean.protocol["seed"],
         "backbone": clean.protocol["backbone"],
         "backbone_fingerprint": clean.protocol["backbone_fingerprint"],
-        **{f"readout_{k}": v for k, v in reader.params.items() if k != "readout"},
+        # The readout is part of the protocol: an error table read by a probe is not
+        # comparable with one read by kNN or the model's head.
+        **{f"readout_{k}" if k != "readout" else k: v for k, v in reader.params.items()},
     }
     return errors_from_predictions(
         predictions,

@@ -42,7 +42,7 @@ def test_error_table_records_protocol_and_refuses_alexnet_on_the_fly(store):
     assert table.n == 30 and table.readout == "knn"
     assert table.protocol["source"] == "on-the-fly"
     assert table.protocol["generator"].startswith("imagecorruptions")
-    assert table.protocol["readout_k"] == 20
+    assert table.protocol["readout_k"] == 20 and table.protocol["readout"] == "knn"
     clean = store.get("original")
     readout = Readout(store, "knn")
     expected = np.mean(readout.predict(store.get("contrast-s5")) != clean.labels.numpy())
