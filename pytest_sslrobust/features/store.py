@@ -248,14 +248,41 @@ class FeatureStore:
         assert transform is not None
         return transform(item)[0]
 
-    def preview(
+    def preview_images(
         self, variants: Sequence[str | VariantLike], split: str = "test", index: int = 0
-    ) -> tuple[np.ndarray, list[str]]:
-        """A grid of item ``index`` of the split's selection, clean and under each variant."""
-        from pytest_sslrobust.variants.preview import preview_grid
+    ) -> list[tuple[str, np.ndarray]]:
+        """(variant id, image the model sees) for item ``index`` of the split's selection,
+        clean first; ids as the features know them (``center`` -> ``center-r0.50``)."""
+        from pytest_sslrobust.variants import parse_variant
 
         item = self.selection(split).load(index)
-        return preview_grid(item, variants, lambda it, v: self.altered_image(it, v, split))
+        images = [(ORIGINAL, self.altered_image(item, ORIGINAL, split))]
+        for variant in variants:
+            if (
+                isinstance(variant, str)
+                and variant != ORIGINAL
+                and variant not in self.dataset.released
+            ):
+                variant = parse_variant(
+                    variant, protocol=self.corruption_protocol, segmenter=self.segmenter
+                )
+            images.append(
+                (str(getattr(variant, "id", variant)), self.altered_image(item, variant, split))
+            )
+        return images
+
+    def preview(
+        self,
+        variants: Sequence[str | VariantLike],
+        split: str = "test",
+        index: int = 0,
+        columns: int = 8,
+    ) -> tuple[np.ndarray, list[str]]:
+        """A grid of item ``index`` of the split's selection, clean and under each variant."""
+        from pytest_sslrobust.variants.preview import tile
+
+        pairs = self.preview_images(variants, split, index)
+        return tile([image for _, image in pairs], columns), [variant_id for variant_id, _ in pairs]
 
     def _geometry(self, item: Item) -> Item:
         image, mask = self.backbone.preprocessing.geometry(item.image, item.mask)

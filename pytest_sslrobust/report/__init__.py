@@ -164,17 +164,11 @@ class ReportRecorder:
         """Thumbnails of one item, clean and under each variant, as the model sees it."""
         from pytest_sslrobust.report.plots import thumbnail_png
 
-        item = self.store.selection(split).load(index)
-        images = [
-            {"id": "original", "uri": thumbnail_png(self.store.altered_image(item), max_side)}
-        ]
-        for variant in variants:
-            image = self.store.altered_image(item, variant, split)
-            images.append(
-                {"id": str(getattr(variant, "id", variant)), "uri": thumbnail_png(image, max_side)}
-            )
+        pairs = self.store.preview_images(variants, split, index)
+        images = [{"id": vid, "uri": thumbnail_png(image, max_side)} for vid, image in pairs]
+        item_id = self.store.selection(split).ids[index]
         record_artifact(
-            "preview", {"images": images, "source": f"{split} item {item.id}"}, model=self.model
+            "preview", {"images": images, "source": f"{split} item {item_id}"}, model=self.model
         )
 
 

@@ -1,12 +1,10 @@
-"""A preview grid: one item, clean and under every variant, as the model sees it."""
+"""Tiling images into one preview grid (the store picks the images: ``FeatureStore.preview``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
-
-from pytest_sslrobust.data.base import Item
 
 
 def tile(images: Sequence[np.ndarray], columns: int = 8, gap: int = 2) -> np.ndarray:
@@ -28,23 +26,3 @@ def tile(images: Sequence[np.ndarray], columns: int = 8, gap: int = 2) -> np.nda
         top, left = row * (height + gap), column * (width + gap)
         canvas[top : top + height, left : left + width] = image[:, :, :3]
     return canvas
-
-
-def preview_grid(
-    item: Item,
-    variants: Sequence[object],
-    apply: object,
-    *,
-    columns: int = 8,
-) -> tuple[np.ndarray, list[str]]:
-    """The item's clean image followed by each variant of it, tiled; and the tile ids.
-
-    ``apply(item, variant) -> image`` alters one item the way feature extraction does
-    (``FeatureStore.altered_image``), so the preview shows exactly what the model gets.
-    """
-    clean = apply(item, "original")  # type: ignore[operator]
-    images, ids = [clean], ["original"]
-    for variant in variants:
-        images.append(apply(item, variant))  # type: ignore[operator]
-        ids.append(str(getattr(variant, "id", variant)))
-    return tile(images, columns), ids
