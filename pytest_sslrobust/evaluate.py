@@ -6,6 +6,9 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
+
+from pytest_sslrobust.features.cache import cache_key
 
 if TYPE_CHECKING:
     from pytest_sslrobust.features.store import FeatureSet, FeatureStore
@@ -82,6 +85,17 @@ class Readout:
             assert features.logits is not None
             return features.logits.argmax(dim=1).cpu().numpy()
         train = self._train_features()
+        # Predictions are cached like features, keyed by both feature sets and the readout:
+        # a warm run neither refits the probe nor searches neighbours again.
+        key = cache_key({"readout": self.params, "train": train.key, "test": features.key})
+        cached = self.store.cache.get(
+            key,
+            lambda: {"predictions": torch.as_tensor(self._compute(train, features))},
+            describe={"readout": self.params, "train": train.key, "test": features.key},
+        )
+        return cached["predictions"].cpu().numpy()
+
+    def _compute(self, train: FeatureSet, features: FeatureSet) -> np.ndarray:
         if self.kind == "knn":
             from pytest_sslrobust.metrics.readouts import knn_classify
 
@@ -92,7 +106,7 @@ class Readout:
             from pytest_sslrobust.metrics.readouts import fit_linear_probe
 
             self._probe = fit_linear_probe(train.features, train.labels, C=self.probe_c)
-        return np.asarray(self._probe.predict(features.features))
+        return np.asarray(self._probe.predict(features.features), dtype=np.int64)
 
 
 def _source(store: FeatureStore, features: FeatureSet) -> str:

@@ -78,3 +78,21 @@ def test_facade_sweep_and_readout_sharing(pytester):
         "--sslrobust-model=random-resnet18", "--sslrobust-max-images=20", "-p", "no:randomly"
     )
     result.assert_outcomes(passed=1)
+
+
+def test_probe_predictions_are_cached_across_sessions(tmp_path, monkeypatch):
+    from pytest_sslrobust.backbones.loading import load_backbone
+    from pytest_sslrobust.data.bundled import load_bundled
+    from pytest_sslrobust.features.cache import FeatureCache
+    from pytest_sslrobust.features.store import FeatureStore
+    from pytest_sslrobust.metrics import readouts
+
+    backbone, dataset = load_backbone("random-resnet18"), load_bundled("textured-digits")
+
+    def session():
+        store = FeatureStore(backbone, dataset, FeatureCache(tmp_path), max_images=30)
+        return Readout(store, "linear-probe").predict(store.get("original"))
+
+    first = session()
+    monkeypatch.setattr(readouts, "fit_linear_probe", lambda *a, **k: pytest.fail("refitted"))
+    assert np.array_equal(session(), first)
