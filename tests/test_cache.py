@@ -263,3 +263,18 @@ def test_xdist_workers_compute_each_entry_once(pytester: pytest.Pytester):
     )
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*feature sets: 1 computed*forward passes: * 16 images*"])
+
+
+def test_memory_tier_is_bounded_when_disk_backs_it(tmp_path: Path):
+    cache = FeatureCache(tmp_path, memory_limit=200)  # each entry: 12 + 8 floats = 80 bytes
+    for key in ("k1", "k2", "k3", "k4"):
+        cache.get(key, Counting())
+    assert list(cache.memory) == ["k3", "k4"] and cache.memory_bytes() <= 200
+    assert cache.stats["evicted"] == 2
+    compute = Counting()
+    cache.get("k1", compute)  # dropped from memory, still on disk
+    assert compute.calls == 0 and cache.stats["disk_hits"] == 1
+    unbounded = FeatureCache(None, memory_limit=100)
+    for key in ("a", "b", "c"):
+        unbounded.get(key, Counting())
+    assert len(unbounded.memory) == 3  # nothing to re-read from: keep everything

@@ -47,12 +47,24 @@ class FeatureCache:
     entry makes concurrent workers compute it once. Each entry stores a checksum of its
     tensors: an entry that fails to parse or to match is reported with a warning, removed
     and recomputed.
+
+    With a disk tier, the memory tier holds at most ``memory_limit`` bytes and drops the
+    least recently used sets beyond it (they are re-read from disk when asked for again), so
+    a long corruption sweep does not fill device memory. Without a disk tier nothing is
+    dropped: a dropped set would have to be recomputed.
     """
 
-    def __init__(self, directory: Path | None, *, lock_timeout: float = 3600.0) -> None:
+    def __init__(
+        self,
+        directory: Path | None,
+        *,
+        lock_timeout: float = 3600.0,
+        memory_limit: int = 2 * 2**30,
+    ) -> None:
         self.directory = directory
         self.lock_timeout = lock_timeout
-        self.memory: dict[str, Tensors] = {}
+        self.memory_limit = memory_limit
+        self.memory: collections.OrderedDict[str, Tensors] = collections.OrderedDict()
         self.stats: collections.Counter[str] = collections.Counter()
 
     def path(self, key: str) -> Path:
@@ -71,6 +83,7 @@ class FeatureCache:
         """The tensors stored under ``key``, computing and storing them on a miss."""
         if key in self.memory:
             self.stats["memory_hits"] += 1
+            self.memory.move_to_end(key)
             return self.memory[key]
         if self.directory is None:
             tensors = self._compute(compute)
@@ -83,7 +96,18 @@ class FeatureCache:
         if device is not None:
             tensors = {name: t.to(device) for name, t in tensors.items()}
         self.memory[key] = tensors
+        self._evict()
         return tensors
+
+    def memory_bytes(self) -> int:
+        return sum(t.numel() * t.element_size() for ts in self.memory.values() for t in ts.values())
+
+    def _evict(self) -> None:
+        if self.directory is None:
+            return
+        while len(self.memory) > 1 and self.memory_bytes() > self.memory_limit:
+            self.memory.popitem(last=False)
+            self.stats["evicted"] += 1
 
     def _compute(self, compute: Callable[[], Tensors]) -> Tensors:
         self.stats["misses"] += 1
