@@ -19,6 +19,7 @@ from pytest_sslrobust.metrics.corruption import (
     CorruptionErrors,
     ce,
     mce,
+    relative_ce,
     relative_mce,
 )
 from pytest_sslrobust.metrics.geometry import neighbour_chance, neighbour_consistency
@@ -611,16 +612,14 @@ def assert_relative_mce_below(
     level = _confidence(confidence)
     value = relative_mce(errors, clean_error, reference, reference_clean_error)
     clean = clean_error if clean_error is not None else errors.clean_error  # type: ignore[union-attr]
-    table = errors.errors if isinstance(errors, CorruptionErrors) else errors
-    ref_table, ref_clean = _reference_rates(reference, reference_clean_error)
-    denominators = np.array([math.fsum(e - ref_clean for e in ref_table[name]) for name in COMMON])
-    relative = {
-        name: 100.0 * math.fsum(float(e) - float(clean) for e in table[name]) / denominators[i]
-        for i, name in enumerate(COMMON)
-    }
+    relative = relative_ce(errors, clean_error, reference, reference_clean_error)
     rows, details = _ce_rows(relative, "relative CE")
     interval = None
     if level is not None:
+        ref_table, ref_clean = _reference_rates(reference, reference_clean_error)
+        denominators = np.array(
+            [math.fsum(e - ref_clean for e in ref_table[name]) for name in COMMON]
+        )
         interval = _relative_interval(errors, clean_error, denominators, level, resamples, seed)
     return _conclude(
         "assert_relative_mce_below",

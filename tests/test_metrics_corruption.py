@@ -291,3 +291,18 @@ def test_errors_from_predictions_bad_input():
         errors_from_predictions({"fog": [labels] * 4 + [labels[:2]]}, labels, protocol=RELEASED)
     with pytest.raises(ValueError, match="source"):
         errors_from_predictions({"fog": [labels] * 5}, labels, protocol={})
+
+
+def test_relative_ce_terms_average_to_relative_mce():
+    from pytest_sslrobust.metrics import (
+        ALEXNET_CLEAN_ERROR,
+        ALEXNET_ERRORS,
+        relative_ce,
+        relative_mce,
+    )
+
+    table = {name: tuple(e * 0.8 for e in rates) for name, rates in ALEXNET_ERRORS.items()}
+    terms = relative_ce(table, 0.25)
+    assert set(terms) == set(COMMON)
+    assert sum(terms.values()) / len(COMMON) == pytest.approx(relative_mce(table, 0.25))
+    assert relative_ce(ALEXNET_ERRORS, ALEXNET_CLEAN_ERROR)["fog"] == pytest.approx(100.0)

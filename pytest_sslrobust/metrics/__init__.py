@@ -20,6 +20,7 @@ from pytest_sslrobust.metrics.corruption import (
     errors_from_predictions,
     mce,
     mean_accuracy,
+    relative_ce,
     relative_mce,
     unnormalised_mean_error,
 )
@@ -122,6 +123,7 @@ __all__ = [
     "random_noise",
     "rbf_cka",
     "reliability_diagram",
+    "relative_ce",
     "relative_mce",
     "robust_accuracy",
     "similarity_matrix",

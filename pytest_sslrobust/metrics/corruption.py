@@ -431,30 +431,15 @@ def mce(errors: ErrorsLike, reference: ReferenceLike = "alexnet") -> float:
     return math.fsum(ratios.values()) / len(COMMON)
 
 
-def relative_mce(
+def relative_ce(
     errors: ErrorsLike,
     clean_error: float | None = None,
     reference: ReferenceLike = "alexnet",
     reference_clean_error: float | None = None,
-) -> float:
-    """Relative mCE: how much error the corruptions add, relative to the reference, in percent.
+) -> dict[str, float]:
+    """Relative CE per common corruption, in percent (the terms :func:`relative_mce` averages).
 
-    Relative CE(f, c) = sum_s (E(f, s, c) - E_clean(f)) / sum_s (E(ref, s, c) - E_clean(ref)),
-    averaged over the 15 common corruptions. Protocol rules as in :func:`mce`.
-
-    Args:
-        errors: a CorruptionErrors or a mapping corruption -> 5 error rates.
-        clean_error: the model's clean error; defaults to ``errors.clean_error``.
-        reference: ``"alexnet"`` or a reference model's errors under the same protocol.
-        reference_clean_error: the reference's clean error; for ``"alexnet"`` it is
-            ``ALEXNET_CLEAN_ERROR``, otherwise it defaults to ``reference.clean_error``.
-
-    Returns:
-        Relative mCE in percent (the reference itself scores 100).
-
-    Example:
-        >>> relative_mce(ALEXNET_ERRORS, ALEXNET_CLEAN_ERROR)
-        100.0
+    Arguments and protocol rules are those of :func:`relative_mce`.
     """
     table = _rates_table(errors, "errors")
     _require(table, COMMON, "errors")
@@ -481,7 +466,35 @@ def relative_mce(
                 "reference, but got None"
             )
         reference_clean = _rate(chosen, "reference_clean_error")
-    ratios = _ce_ratios(table, reference_table, COMMON, clean, reference_clean)
+    return _ce_ratios(table, reference_table, COMMON, clean, reference_clean)
+
+
+def relative_mce(
+    errors: ErrorsLike,
+    clean_error: float | None = None,
+    reference: ReferenceLike = "alexnet",
+    reference_clean_error: float | None = None,
+) -> float:
+    """Relative mCE: how much error the corruptions add, relative to the reference, in percent.
+
+    Relative CE(f, c) = sum_s (E(f, s, c) - E_clean(f)) / sum_s (E(ref, s, c) - E_clean(ref)),
+    averaged over the 15 common corruptions. Protocol rules as in :func:`mce`.
+
+    Args:
+        errors: a CorruptionErrors or a mapping corruption -> 5 error rates.
+        clean_error: the model's clean error; defaults to ``errors.clean_error``.
+        reference: ``"alexnet"`` or a reference model's errors under the same protocol.
+        reference_clean_error: the reference's clean error; for ``"alexnet"`` it is
+            ``ALEXNET_CLEAN_ERROR``, otherwise it defaults to ``reference.clean_error``.
+
+    Returns:
+        Relative mCE in percent (the reference itself scores 100).
+
+    Example:
+        >>> relative_mce(ALEXNET_ERRORS, ALEXNET_CLEAN_ERROR)
+        100.0
+    """
+    ratios = relative_ce(errors, clean_error, reference, reference_clean_error)
     return math.fsum(ratios.values()) / len(COMMON)
 
 
