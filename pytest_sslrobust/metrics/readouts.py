@@ -91,6 +91,19 @@ class LinearProbe:
         """Balanced accuracy (mean per-class recall) of the predictions on ``x``."""
         return balanced_accuracy(self.predict(x), y)
 
+    def as_module(self, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+        """The probe as a differentiable layer, features -> logits (columns as ``classes``),
+        for gradients through the readout (attacks, attribution). A copy: fitting state is
+        not shared."""
+        scale = self.scale.to(dtype)
+        layer = torch.nn.Linear(self.weight.shape[1], self.weight.shape[0])
+        with torch.no_grad():
+            # Standardisation folded into the layer: W ((x - m) / s) + b = (W / s) x + b'.
+            weight = self.weight.to(dtype) / scale
+            layer.weight.copy_(weight)
+            layer.bias.copy_(self.bias.to(dtype) - weight @ self.mean.to(dtype))
+        return layer.to(self.weight.device).eval().requires_grad_(False)
+
     def _logits(self, x: ArrayLike) -> torch.Tensor:
         rows = check_features(x, "x", min_rows=1)
         if rows.shape[1] != self.weight.shape[1]:

@@ -11,6 +11,7 @@ import numpy as np
 from pytest_sslrobust.results import ResultCollector, record_artifact
 
 if TYPE_CHECKING:
+    from pytest_sslrobust.attribution.sets import AttributionSet
     from pytest_sslrobust.features.store import FeatureStore
     from pytest_sslrobust.metrics.attacks import AttackResult
     from pytest_sslrobust.metrics.corruption import CorruptionErrors
@@ -157,6 +158,87 @@ class ReportRecorder:
             model=self.model,
             label=f"{result.metric}-{result.attack}-{result.norm}",
         )
+
+    def attribution(
+        self,
+        clean: AttributionSet,
+        altered: Sequence[AttributionSet] = (),
+        *,
+        overlays: int = 3,
+        top_k: float = 0.1,
+        max_side: int = 96,
+    ) -> None:
+        """Focus measures per variant (shift from ``clean``, foreground focus, entropy), the
+        shift against severity for corruption variants, and maps laid over the first
+        ``overlays`` images, clean and under each variant."""
+        import re
+
+        rows = []
+        curves: dict[str, dict[int, float]] = {}
+        for attributed in [clean, *altered]:
+            row: dict[str, Any] = {
+                "variant": attributed.variant,
+                "entropy": float(attributed.entropy().mean()),
+                "degenerate": attributed.degenerate,
+            }
+            if attributed is not clean:
+                shift = attributed.shift_from(clean, top_k=top_k)
+                row["rank_shift"] = float(shift["rank_shift"].mean())
+                row["topk_overlap"] = float(shift["topk_overlap"].mean())
+                match = re.fullmatch(r"(?P<name>[a-z_]+)-s(?P<severity>[1-5])", attributed.variant)
+                if match:
+                    curves.setdefault(match["name"], {})[int(match["severity"])] = row["rank_shift"]
+            if attributed.masks is not None:
+                row["foreground_focus"] = float(attributed.foreground_focus().mean())
+                row["chance_focus"] = float(attributed.chance_focus().mean())
+            rows.append(row)
+        payload: dict[str, Any] = {
+            "method": clean.method,
+            "target": clean.target,
+            "images": len(clean),
+            "split": clean.split,
+            "top_k": top_k,
+            "measures": rows,
+            "severity": {
+                name: [points.get(s) for s in range(1, 6)] for name, points in curves.items()
+            },
+            "overlays": self._overlays(clean, altered, overlays, max_side),
+            "protocol": {
+                "data": clean.protocol.get("data"),
+                "split": clean.split,
+                **clean.protocol.get("attribution", {}),
+            },
+        }
+        record_artifact(
+            "attribution", payload, model=self.model, label=f"{clean.method}-{clean.target}"
+        )
+
+    def _overlays(
+        self,
+        clean: AttributionSet,
+        altered: Sequence[AttributionSet],
+        count: int,
+        max_side: int,
+    ) -> list[dict[str, Any]]:
+        from pytest_sslrobust.attribution.sets import overlay
+        from pytest_sslrobust.report.plots import thumbnail_png
+
+        selection = self.store.selection(clean.split)
+        position = {item_id: i for i, item_id in enumerate(selection.ids)}
+        result = []
+        for index, item_id in enumerate(clean.ids[:count]):
+            item = selection.load(position[item_id])
+            tiles = []
+            for attributed in [clean, *altered]:
+                image = self.store.altered_image(item, attributed.variant, clean.split)
+                tiles.append(
+                    {
+                        "id": attributed.variant,
+                        "uri": thumbnail_png(overlay(image, attributed.maps[index]), max_side),
+                    }
+                )
+            result.append({"item": item_id, "tiles": tiles})
+        return result
 
     def preview(
         self, variants: Sequence[Any], *, split: str = "test", index: int = 0, max_side: int = 96

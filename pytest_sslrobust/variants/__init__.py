@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from pytest_sslrobust.variants.augment import Augmentation
 from pytest_sslrobust.variants.base import Variant, VariantContext, VariantError
 from pytest_sslrobust.variants.corruptions import (
     ALL,
@@ -22,6 +23,7 @@ from pytest_sslrobust.variants.swaps import SWAPS, BackgroundSwap, bg_gap
 
 __all__ = [
     "ALL",
+    "Augmentation",
     "COMMON",
     "GROUPS",
     "SEVERITIES",
@@ -44,6 +46,7 @@ __all__ = [
 ]
 
 _CORRUPTION_ID = re.compile(r"^(?P<name>[a-z_]+)-s(?P<severity>\d+)$")
+_AUGMENT_ID = re.compile(r"^augment(-v(?P<view>\d+))?$")
 _CIRCLE_ID = re.compile(r"^(?P<region>center|border)(-r(?P<radius>[0-9.]+))?$")
 
 
@@ -51,7 +54,8 @@ def parse_variant(
     text: str, *, protocol: str = "on-the-fly", segmenter: str | None = None
 ) -> Variant:
     """Build a variant from its id: ``gaussian_noise-s3``, ``center-r0.50``, ``border``,
-    ``foreground``, ``background``, or an ImageNet-9 name (``mixed_rand``...).
+    ``foreground``, ``background``, ``augment`` / ``augment-v2`` (SimCLR-style views), or an
+    ImageNet-9 name (``mixed_rand``...).
 
     Example:
         >>> parse_variant("fog-s2").params["severity"]
@@ -70,7 +74,11 @@ def parse_variant(
         return RegionMask(text, segmenter=segmenter)
     if text in SWAPS:
         return BackgroundSwap(text)
+    augment = _AUGMENT_ID.match(text)
+    if augment:
+        return Augmentation(view=int(augment["view"] or 1))
     raise VariantError(
         f"unknown variant {text!r}: expected original, CORRUPTION-sN (e.g. gaussian_noise-s3), "
-        f"center[-rR], border[-rR], foreground, background or one of {', '.join(SWAPS)}"
+        f"center[-rR], border[-rR], foreground, background, augment[-vN] or one of "
+        f"{', '.join(SWAPS)}"
     )

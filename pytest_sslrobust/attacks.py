@@ -1,0 +1,123 @@
+"""Adversarial measurements of a backbone on a dataset, run once and cached like features."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from pytest_sslrobust.attribution.sets import positions
+from pytest_sslrobust.data.base import stable_hash
+from pytest_sslrobust.features.cache import cache_key
+from pytest_sslrobust.metrics.attacks import (
+    AttackResult,
+    feature_drift,
+    from_backbone,
+    robust_accuracy,
+)
+
+if TYPE_CHECKING:
+    from pytest_sslrobust.evaluate import Readout
+    from pytest_sslrobust.features.store import FeatureStore
+
+METRICS = ("robust_accuracy", "feature_drift")
+
+
+def attack_result(
+    store: FeatureStore,
+    readout: Readout | None,
+    eps: Sequence[float],
+    *,
+    metric: str = "robust_accuracy",
+    attack: str = "pgd",
+    norm: str = "linf",
+    steps: int = 10,
+    images: int | None = 128,
+    split: str = "test",
+) -> AttackResult:
+    """``metric`` at each budget in ``eps`` (pixel units, images in [0, 1]) on ``images``
+    clean items of ``split`` spread over the run's selection.
+
+    ``robust_accuracy`` attacks the readout (its differentiable layer on the backbone's
+    features: the head or the linear probe); ``feature_drift`` is label-free and needs no
+    readout. The per-image outcomes are cached under the backbone, the items, the readout's
+    layer and every attack setting, so a warm run attacks nothing.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"unknown attack metric {metric!r}; expected one of {METRICS}")
+    clean = store.get("original", split=split)
+    chosen = store.selection(split)
+    picked = positions(len(chosen), images)
+    ids = [chosen.ids[int(p)] for p in picked]
+    head = classes = None
+    layer_digest = None
+    if metric == "robust_accuracy":
+        if readout is None:
+            raise ValueError("robust_accuracy needs a readout to attack")
+        head, classes = readout.head_module()
+        layer_digest = stable_hash(
+            *(t.detach().cpu().numpy().tobytes() for t in head.state_dict().values())
+        )
+    settings = {
+        "metric": metric,
+        "attack": attack,
+        "norm": norm,
+        "steps": steps,
+        "eps": [float(e) for e in eps],
+        "seed": store.seed,
+        "readout": None if readout is None else readout.params,
+        "readout_layer": layer_digest,
+        "ids_digest": stable_hash(*ids),
+    }
+    key = cache_key({"attack_of": clean.key, "attack": settings})
+
+    def compute() -> dict[str, torch.Tensor]:
+        pixels = np.stack([store.clean_geometry(chosen.load(int(p))).image for p in picked])
+        batch = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div(255.0)
+        batch = batch.to(store.backbone.device)
+        features_fn, _ = from_backbone(store.backbone)
+        if metric == "feature_drift":
+            result = feature_drift(
+                features_fn, batch, eps, attack=attack, norm=norm, steps=steps, seed=store.seed
+            )
+        else:
+            assert head is not None and classes is not None
+            layer = head.to(store.backbone.device)
+            labels = clean.labels[torch.as_tensor(picked)].numpy()
+            columns = np.searchsorted(classes, labels)
+
+            def logits_fn(x: torch.Tensor) -> torch.Tensor:
+                return layer(features_fn(x))
+
+            result = robust_accuracy(
+                logits_fn,
+                batch,
+                torch.as_tensor(columns),
+                eps,
+                attack=attack,
+                norm=norm,
+                steps=steps,
+                seed=store.seed,
+            )
+        assert result.per_sample is not None
+        return {
+            "per_sample": torch.from_numpy(np.ascontiguousarray(result.per_sample)),
+            "summary": torch.tensor([result.clean, float(result.steps)], dtype=torch.float64),
+            "eps": torch.tensor(result.eps, dtype=torch.float64),
+        }
+
+    tensors = store.cache.get(key, compute, describe=settings, device=torch.device("cpu"))
+    per_sample = tensors["per_sample"].numpy()
+    return AttackResult(
+        eps=tuple(float(e) for e in tensors["eps"].tolist()),
+        values=tuple(float(v) for v in per_sample.mean(axis=1)),
+        metric=metric,
+        attack=attack,
+        norm=norm,
+        steps=int(tensors["summary"][1]),
+        clean=float(tensors["summary"][0]),
+        n=int(per_sample.shape[1]),
+        per_sample=per_sample,
+    )
