@@ -51,12 +51,13 @@ def attack_result(
     chosen = store.selection(split)
     picked = positions(len(chosen), images)
     ids = [chosen.ids[int(p)] for p in picked]
-    head = classes = None
+    head = columns = None
     layer_digest = None
     if metric == "robust_accuracy":
         if readout is None:
             raise ValueError("robust_accuracy needs a readout to attack")
-        head, classes = readout.head_module()
+        head, _ = readout.head_module()
+        columns = readout.columns(clean.labels[torch.as_tensor(picked)].numpy())
         layer_digest = stable_hash(
             *(t.detach().cpu().numpy().tobytes() for t in head.state_dict().values())
         )
@@ -83,10 +84,8 @@ def attack_result(
                 features_fn, batch, eps, attack=attack, norm=norm, steps=steps, seed=store.seed
             )
         else:
-            assert head is not None and classes is not None
+            assert head is not None and columns is not None
             layer = head.to(store.backbone.device)
-            labels = clean.labels[torch.as_tensor(picked)].numpy()
-            columns = np.searchsorted(classes, labels)
 
             def logits_fn(x: torch.Tensor) -> torch.Tensor:
                 return layer(features_fn(x))

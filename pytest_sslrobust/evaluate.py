@@ -114,6 +114,21 @@ class Readout:
         probe = self._fitted_probe(self._train_features())
         return probe.as_module(), np.asarray(probe.classes)
 
+    def columns(self, labels: np.ndarray) -> np.ndarray:
+        """The output column of ``head_module()`` for each label; a label the readout has no
+        output for is refused (a probe fitted on a split that lacks the class)."""
+        _, classes = self.head_module()
+        labels = np.asarray(labels)
+        columns = np.clip(np.searchsorted(classes, labels), 0, max(len(classes) - 1, 0))
+        if len(classes) == 0 or not np.array_equal(classes[columns], labels):
+            missing = sorted(set(labels.tolist()) - set(np.asarray(classes).tolist()))
+            raise ValueError(
+                f"the {self.kind} readout has no output for label(s) {missing[:5]} (it knows "
+                f"{len(classes)} classes): fit it on a split with every class, or use a "
+                "label-free measure"
+            )
+        return columns
+
     def _fitted_probe(self, train: FeatureSet) -> Any:
         if self._probe is None:
             from pytest_sslrobust.metrics.readouts import fit_linear_probe

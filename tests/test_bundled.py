@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -21,6 +28,9 @@ def test_shapes_splits_and_classes(digits):
     assert (len(train), len(test)) == (1258, 539)
     assert not set(train.ids) & set(test.ids)
     assert biased.ids == train.ids and np.array_equal(biased.labels, train.labels)
+    biased_test = digits.split("biased-test")
+    assert biased_test.ids == digits.split("test").ids
+    assert np.array_equal(biased_test.labels, digits.split("test").labels)
     for split in (train, test):
         counts = np.bincount(split.labels, minlength=10)
         assert counts.min() > 0.8 * counts.max()  # stratified split keeps classes balanced
@@ -126,3 +136,199 @@ def test_extraction_errors_name_the_item():
     source = FunctionSource([str(i) for i in range(8)], [0] * 8, make)
     with pytest.raises(DataError, match="broken.jpg"):
         extract(load_backbone("random-resnet18"), source, np.arange(8), batch_size=4)
+
+
+# --- textured-shapes: the far transfer target -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shapes():
+    return load_bundled("textured-shapes")
+
+
+@pytest.fixture(scope="module")
+def shape_items(shapes):
+    """Every item of both splits (about 0.2 ms each)."""
+    return {
+        s: [shapes.split(s).load(i) for i in range(len(shapes.split(s)))] for s in ("train", "test")
+    }
+
+
+def _item_digest(items) -> str:
+    digest = hashlib.sha256()
+    for item in items:
+        digest.update(item.id.encode() + bytes([item.label]))
+        digest.update(item.image.tobytes() + item.mask.tobytes())
+    return digest.hexdigest()
+
+
+def test_shapes_splits_classes_and_items(shapes, shape_items):
+    assert shapes.spec == shapes.label_space == "bundled:textured-shapes"
+    assert shapes.classes == ("circle", "ellipse", "rectangle", "triangle")
+    assert shapes.has_masks and "far transfer target" in shapes.description
+    train, test = shapes.split("train"), shapes.split("test")
+    assert list(shapes.splits) == ["train", "test"]
+    assert (len(train), len(test)) == (1120, 480)
+    assert not set(train.ids) & set(test.ids)
+    assert len(set(train.ids) | set(test.ids)) == 1600
+    assert np.array_equal(np.bincount(train.labels, minlength=4), [280] * 4)
+    assert np.array_equal(np.bincount(test.labels, minlength=4), [120] * 4)
+    for split, items in shape_items.items():
+        source = shapes.split(split)
+        for index, item in enumerate(items):
+            assert (item.id, item.label) == (source.ids[index], source.labels[index])
+            assert item.image.dtype == np.uint8 and item.image.shape == (64, 64, 3)
+            assert item.mask.dtype == bool and item.mask.shape == (64, 64)
+            assert 200 <= item.mask.sum() <= 1000  # the whole shape, never cut by the edge
+    # Shapes sit anywhere in the picture, not at one place.
+    centres = np.array([np.argwhere(item.mask).mean(axis=0) for item in shape_items["train"]])
+    assert (centres.min(axis=0) < 20).all() and (centres.max(axis=0) > 44).all()
+    assert (centres.std(axis=0) > 6).all()
+
+
+def _packed(pixels: np.ndarray) -> np.ndarray:
+    """RGB pixels as one int each, so a place compares in one operation."""
+    return pixels.astype(np.int32) @ np.array([1 << 16, 1 << 8, 1], dtype=np.int32)
+
+
+def _find_background(image: np.ndarray, mask: np.ndarray, photos) -> tuple[int, int, int]:
+    """Which packed photograph ``image`` shows outside ``mask``, and where its crop starts."""
+    rows, cols = np.nonzero(~mask)
+    pixels = _packed(image)
+    for index, photo in enumerate(photos):
+        r, c = rows[0], cols[0]
+        view = photo[r : r + photo.shape[0] - 63, c : c + photo.shape[1] - 63]
+        tops, lefts = np.nonzero(view == pixels[r, c])
+        for k in np.linspace(0, len(rows) - 1, 24).astype(int)[1:]:  # one more pixel agrees
+            keep = photo[tops + rows[k], lefts + cols[k]] == pixels[rows[k], cols[k]]
+            tops, lefts = tops[keep], lefts[keep]
+        for top, left in zip(tops, lefts, strict=True):
+            if np.array_equal(photo[top : top + 64, left : left + 64][~mask], pixels[~mask]):
+                return index, top, left
+    raise AssertionError("the unmasked pixels are no crop of any shapes photograph")
+
+
+def test_shape_mask_is_exactly_the_painted_pixels_on_uniform_backgrounds(shape_items):
+    from pytest_sslrobust.data import bundled
+
+    assert not set(bundled._SHAPE_PHOTOS) & set(bundled._PHOTOS)
+    photos = bundled._backgrounds(bundled._SHAPE_PHOTOS)
+    digit_photos = bundled._backgrounds()
+    assert not any(
+        a.shape == b.shape and np.array_equal(a, b) for a in photos for b in digit_photos
+    )
+    packed = [_packed(photo) for photo in photos]
+    used = np.zeros((len(photos), 4), dtype=int)
+    for item in shape_items["train"] + shape_items["test"]:
+        index, top, left = _find_background(item.image, item.mask, packed)
+        used[index, item.label] += 1
+        crop = photos[index][top : top + 64, left : left + 64]
+        changed = (item.image != crop).any(-1)
+        assert not (changed & ~item.mask).any()  # outside the mask: the photograph untouched
+        assert len(np.unique(item.image[item.mask], axis=0)) == 1  # inside: one flat colour
+        assert changed[item.mask].mean() > 0.9  # ... that really covers the photograph
+    # Backgrounds are drawn uniformly and independently of the class: every photograph
+    # carries every class about equally often (1600 / 28 = 57 per cell).
+    assert used.min() > 30 and used.max() < 90
+
+
+def test_shapes_are_the_same_bytes_in_a_fresh_process_and_any_order(shapes, shape_items):
+    load_bundled.__globals__["_backgrounds"].cache_clear()
+    again = load_bundled("textured-shapes")
+    assert again.fingerprint == shapes.fingerprint
+    test = again.split("test")
+    reloaded = [test.load(i) for i in reversed(range(len(test)))][::-1]
+    assert _item_digest(reloaded) == _item_digest(shape_items["test"])
+    # A fresh interpreter (empty caches, another hash seed) builds the items in reverse order.
+    code = inspect.getsource(_item_digest) + (
+        "import hashlib\n"
+        "from pytest_sslrobust.data.bundled import load_bundled\n"
+        "ds = load_bundled('textured-shapes')\n"
+        "test = ds.split('test')\n"
+        "items = [test.load(i) for i in reversed(range(len(test)))][::-1]\n"
+        "print(ds.fingerprint, _item_digest(items))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONHASHSEED": "12345",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        check=True,
+        timeout=120,
+    )
+    assert result.stdout.split() == [shapes.fingerprint, _item_digest(shape_items["test"])]
+
+
+def test_shapes_fingerprint_differs_from_the_digits_and_follows_the_recipe(
+    shapes, digits, monkeypatch
+):
+    from pytest_sslrobust.data import bundled
+
+    assert shapes.fingerprint != digits.fingerprint
+    assert load_bundled("textured-shapes").fingerprint == shapes.fingerprint
+    monkeypatch.setattr(bundled, "SHAPES_GENERATOR_VERSION", "changed")
+    assert load_bundled("textured-shapes").fingerprint != shapes.fingerprint
+    monkeypatch.undo()
+    monkeypatch.setattr(bundled, "SHAPE_AREA", (200.0, 900.0))
+    assert load_bundled("textured-shapes").fingerprint != shapes.fingerprint
+    assert load_bundled("textured-digits").fingerprint == digits.fingerprint
+
+
+def _probe_accuracy(train_x, train_y, test_x, test_y) -> float:
+    from sklearn.linear_model import RidgeClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    probe = make_pipeline(StandardScaler(), RidgeClassifier(alpha=1.0))
+    return float(probe.fit(train_x, train_y).score(test_x, test_y))
+
+
+def test_the_class_is_in_the_shape_not_in_size_place_colour_or_pixels(shape_items):
+    """Mask geometry tells the classes apart; size, place, colour and raw pixels do not."""
+    from skimage.measure import regionprops
+    from skimage.transform import downscale_local_mean
+
+    def geometry(item):
+        region = regionprops(item.mask.astype(np.uint8))[0]
+        return [
+            region.eccentricity,
+            region.extent,
+            region.area / region.perimeter**2,
+            region.area / (np.pi * (region.feret_diameter_max / 2) ** 2),
+        ]
+
+    def nuisances(item):
+        rows, cols = np.nonzero(item.mask)
+        return [item.mask.sum(), rows.mean(), cols.mean(), *item.image[item.mask][0]]
+
+    def pixels(item):
+        return downscale_local_mean(item.image.mean(axis=2), (4, 4)).ravel()
+
+    train, test = shape_items["train"], shape_items["test"]
+    y_train = [item.label for item in train]
+    y_test = [item.label for item in test]
+    scores = {
+        name: _probe_accuracy([f(i) for i in train], y_train, [f(i) for i in test], y_test)
+        for name, f in (("geometry", geometry), ("nuisances", nuisances), ("pixels", pixels))
+    }
+    assert scores["geometry"] > 0.9, scores
+    assert scores["nuisances"] < 0.35, scores  # chance is 0.25
+    assert scores["pixels"] < 0.35, scores
+
+
+def test_unknown_bundled_names_list_what_exists():
+    from pytest_sslrobust.data.specs import load_dataset, validate_data_spec
+
+    assert load_dataset("bundled:textured-shapes").spec == "bundled:textured-shapes"
+    assert validate_data_spec("bundled:textured-shapes") is None
+    message = validate_data_spec("bundled:textured-squares")
+    assert message and "textured-digits" in message and "textured-shapes" in message
+    with pytest.raises(ValueError, match="have textured-digits, textured-shapes"):
+        load_bundled("textured-squares")

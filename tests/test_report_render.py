@@ -304,6 +304,43 @@ def realistic_document() -> dict[str, Any]:
                 },
                 label=f"{metric}-pgd-linf",
             )
+        shifted = ["gaussian_noise-s3", "fog-s3", "center-r0.50"]
+        add(
+            "attribution",
+            model,
+            {
+                "method": "gradcam",
+                "target": "linear-probe",
+                "images": 64,
+                "split": "test",
+                "top_k": 0.1,
+                "measures": [
+                    {"variant": "original", "entropy": 0.9, "degenerate": 0},
+                    *(
+                        {
+                            "variant": v,
+                            "entropy": float(rng.uniform(0.8, 1)),
+                            "degenerate": 1,
+                            "rank_shift": float(rng.uniform(0, 1)),
+                            "topk_overlap": float(rng.uniform(0, 1)),
+                        }
+                        for v in shifted
+                    ),
+                ],
+                "severity": {"gaussian_noise": np.sort(rng.uniform(0, 1, 5)).tolist()},
+                "overlays": [
+                    {
+                        "item": "item-1",
+                        "tiles": [
+                            {"id": v, "uri": thumbnail_png(_image(rng, 5))}
+                            for v in ["original", *shifted]
+                        ],
+                    }
+                ],
+                "protocol": {"data": "bundled:textured-digits", "method": "gradcam"},
+            },
+            label="gradcam-linear-probe",
+        )
         ids = ["original", *(f"{c}-s{s}" for c in ALL for s in range(1, 6)), *MASKS]
         images = [
             {"id": image_id, "uri": thumbnail_png(_image(rng, 5 + 10 * (i % 6)))}
@@ -550,7 +587,14 @@ def test_example_grid_inlines_every_thumbnail(document: dict[str, Any], page: Pa
     expected = sum(
         len(a["payload"]["images"]) for a in document["artifacts"] if a["kind"] == "preview"
     )
-    assert len(sources) == expected == 3 * (1 + len(ALL) * 5 + 4)
+    tiles = sum(
+        len(overlay["tiles"])
+        for a in document["artifacts"]
+        if a["kind"] == "attribution"
+        for overlay in a["payload"]["overlays"]
+    )
+    assert expected == 3 * (1 + len(ALL) * 5 + 4) and tiles == 3 * 4
+    assert len(sources) == expected + tiles
     assert all(s.startswith("data:image/jpeg;base64,") for s in sources)
 
 
@@ -670,6 +714,7 @@ def test_output_is_deterministic(document: dict[str, Any], rendered: str) -> Non
         (("background",), "Background reliance"),
         (("reliability",), "Confidence and calibration"),
         (("attack",), "Adversarial"),
+        (("attribution",), "Attribution"),
         (("preview",), "Example grid"),
     ],
 )

@@ -131,14 +131,8 @@ def attribution_set(
     else:
         if readout is None:
             raise ValueError(f"target {target!r} needs the fitted readout")
-        head, classes = readout.head_module()
-        columns = np.searchsorted(classes, labels.numpy())
-        columns = np.clip(columns, 0, len(classes) - 1)
-        if not np.array_equal(classes[columns], labels.numpy()):
-            raise ValueError(
-                f"the {readout.kind} readout has no output for some labels of {split!r}; "
-                "attribute with target='similarity' instead"
-            )
+        head, _ = readout.head_module()
+        columns = readout.columns(labels.numpy())
         explain = Target.classes(
             head.to(store.backbone.device), torch.as_tensor(columns, device=store.backbone.device)
         )

@@ -96,13 +96,15 @@ class LinearProbe:
         for gradients through the readout (attacks, attribution). A copy: fitting state is
         not shared."""
         scale = self.scale.to(dtype)
-        layer = torch.nn.Linear(self.weight.shape[1], self.weight.shape[0])
+        layer = torch.nn.Linear(
+            self.weight.shape[1], self.weight.shape[0], dtype=dtype, device=self.weight.device
+        )
         with torch.no_grad():
             # Standardisation folded into the layer: W ((x - m) / s) + b = (W / s) x + b'.
             weight = self.weight.to(dtype) / scale
             layer.weight.copy_(weight)
             layer.bias.copy_(self.bias.to(dtype) - weight @ self.mean.to(dtype))
-        return layer.to(self.weight.device).eval().requires_grad_(False)
+        return layer.eval().requires_grad_(False)
 
     def _logits(self, x: ArrayLike) -> torch.Tensor:
         rows = check_features(x, "x", min_rows=1)

@@ -165,33 +165,53 @@ class ReportRecorder:
         altered: Sequence[AttributionSet] = (),
         *,
         overlays: int = 3,
+        overlay_variants: int = 4,
         top_k: float = 0.1,
         max_side: int = 96,
     ) -> None:
         """Focus measures per variant (shift from ``clean``, foreground focus, entropy), the
         shift against severity for corruption variants, and maps laid over the first
-        ``overlays`` images, clean and under each variant."""
+        ``overlays`` images: clean and under the ``overlay_variants`` variants whose maps
+        moved most (the worst corruptions), so the report stays small for full sweeps."""
         import re
 
         rows = []
         curves: dict[str, dict[int, float]] = {}
-        for attributed in [clean, *altered]:
+        moved: list[tuple[float, int]] = []
+        for index, attributed in enumerate([clean, *altered]):
             row: dict[str, Any] = {
                 "variant": attributed.variant,
                 "entropy": float(attributed.entropy().mean()),
                 "degenerate": attributed.degenerate,
             }
-            if attributed is not clean:
+            if index:
                 shift = attributed.shift_from(clean, top_k=top_k)
                 row["rank_shift"] = float(shift["rank_shift"].mean())
                 row["topk_overlap"] = float(shift["topk_overlap"].mean())
+                moved.append((row["rank_shift"], index - 1))
                 match = re.fullmatch(r"(?P<name>[a-z_]+)-s(?P<severity>[1-5])", attributed.variant)
                 if match:
                     curves.setdefault(match["name"], {})[int(match["severity"])] = row["rank_shift"]
             if attributed.masks is not None:
-                row["foreground_focus"] = float(attributed.foreground_focus().mean())
-                row["chance_focus"] = float(attributed.chance_focus().mean())
+                try:
+                    row["foreground_focus"] = float(attributed.foreground_focus().mean())
+                    row["chance_focus"] = float(attributed.chance_focus().mean())
+                except ValueError:  # an image without foreground: focus is not defined
+                    pass
             rows.append(row)
+        shown = [altered[i] for _, i in sorted(moved, key=lambda pair: -pair[0])]
+        protocol = {
+            key: clean.protocol.get(key)
+            for key in ("data", "split", "backbone_fingerprint", "image_size", "seed", "subset")
+            if key in clean.protocol
+        }
+        details = clean.protocol.get("attribution", {})
+        protocol.update(
+            method=clean.method,
+            readout=clean.target,
+            target=details.get("target"),
+            images=len(clean),
+        )
         payload: dict[str, Any] = {
             "method": clean.method,
             "target": clean.target,
@@ -202,12 +222,8 @@ class ReportRecorder:
             "severity": {
                 name: [points.get(s) for s in range(1, 6)] for name, points in curves.items()
             },
-            "overlays": self._overlays(clean, altered, overlays, max_side),
-            "protocol": {
-                "data": clean.protocol.get("data"),
-                "split": clean.split,
-                **clean.protocol.get("attribution", {}),
-            },
+            "overlays": self._overlays(clean, shown[:overlay_variants], overlays, max_side),
+            "protocol": protocol,
         }
         record_artifact(
             "attribution", payload, model=self.model, label=f"{clean.method}-{clean.target}"
@@ -223,7 +239,7 @@ class ReportRecorder:
         from pytest_sslrobust.attribution.sets import overlay
         from pytest_sslrobust.report.plots import thumbnail_png
 
-        selection = self.store.selection(clean.split)
+        selection = self.store.selection(clean.split, clean.variant)
         position = {item_id: i for i, item_id in enumerate(selection.ids)}
         result = []
         for index, item_id in enumerate(clean.ids[:count]):

@@ -192,27 +192,34 @@ def _mapping(values: Mapping[str, float], name: str) -> tuple[list[str], np.ndar
     return [str(key) for key in values], _vector(list(values.values()), name)
 
 
-def _fractions_as_percent(
-    errors: Mapping[str, Sequence[float]], name: str
+def _severity_rows(
+    values: Mapping[str, Sequence[float]], name: str
 ) -> tuple[list[str], np.ndarray]:
-    """Rows of error fractions in [0, 1] (NaN allowed) as one percent matrix."""
-    if not isinstance(errors, Mapping):
+    """Rows of per-severity values (NaN allowed) as one matrix, one row per corruption."""
+    if not isinstance(values, Mapping):
         raise TypeError(f"{name} must be a mapping of corruption -> per-severity errors")
-    if not errors:
+    if not values:
         raise ValueError(f"{name} is empty; there is nothing to plot")
-    lengths = {str(key): len(row) for key, row in errors.items()}
+    lengths = {str(key): len(row) for key, row in values.items()}
     if len(set(lengths.values())) != 1:
         raise ValueError(
             f"{name} needs the same number of severities for every corruption, got {lengths}"
         )
-    array = _matrix([list(row) for row in errors.values()], name)
+    return list(lengths), _matrix([list(row) for row in values.values()], name)
+
+
+def _fractions_as_percent(
+    errors: Mapping[str, Sequence[float]], name: str
+) -> tuple[list[str], np.ndarray]:
+    """Rows of error fractions in [0, 1] (NaN allowed) as one percent matrix."""
+    names, array = _severity_rows(errors, name)
     finite = array[np.isfinite(array)]
     if finite.size and (finite.min() < 0.0 or finite.max() > 1.0):
         raise ValueError(
             f"{name} must be fractions in [0, 1] (they are shown as percent), "
             f"got values in [{finite.min():g}, {finite.max():g}]"
         )
-    return list(lengths), array * 100.0
+    return names, array * 100.0
 
 
 def _style(index: int) -> dict[str, Any]:
@@ -582,6 +589,9 @@ def severity_curves(
     title: str,
     ylabel: str = "error (%)",
     families: Mapping[str, Sequence[str]] | None = None,
+    percent: bool = True,
+    ymax: float | None = None,
+    gaps: bool = True,
 ) -> str:
     """Error against severity, one line per corruption; small multiples per family.
 
@@ -591,11 +601,26 @@ def severity_curves(
         title: chart title. ylabel: the error axis title.
         families: family -> corruptions, e.g. ``{"noise": [...], "blur": [...]}``: one
             panel per family, sharing the y axis. Corruptions in no family go to "other".
+        percent: False plots other per-severity measures (e.g. an attribution map's rank
+            shift, in [0, 2]) as they are: no [0, 1] check, no scaling; pass ``ylabel``.
+        ymax: top of the y axis (the bottom stays at 0, or the lowest value below it), e.g.
+            one scale for the panels of several models.
+        gaps: False joins a line's points across missing severities, for studies that
+            measure some severities only (1, 3, 5); True leaves a gap at each NaN.
     """
     _check_title(title)
     _check_title(ylabel, "ylabel")
-    names, percent = _fractions_as_percent(errors, "errors")
-    rows = dict(zip(names, percent, strict=True))
+    if percent:
+        names, values = _fractions_as_percent(errors, "errors")
+    else:
+        names, values = _severity_rows(errors, "errors")
+    if ymax is not None and not (isinstance(ymax, int | float) and math.isfinite(ymax)):
+        raise ValueError(f"ymax must be a finite number or None, got {ymax!r}")
+    finite = values[np.isfinite(values)]
+    bottom = min(0.0, float(finite.min())) if finite.size else 0.0
+    if ymax is not None and ymax <= bottom:
+        raise ValueError(f"ymax must lie above the lowest value {bottom:g}, got {ymax!r}")
+    rows = dict(zip(names, values, strict=True))
     panels: dict[str, list[str]] = {}
     if families is None:
         panels[""] = names
@@ -617,14 +642,17 @@ def severity_curves(
         rest = [name for name in names if name not in grouped]
         if rest:
             panels["other" if "other" not in panels else "other (unassigned)"] = rest
-    severities = np.arange(1, percent.shape[1] + 1)
+    severities = np.arange(1, values.shape[1] + 1)
 
     def draw_panel(axes: Axes, members: Sequence[str], panel_title: str, single: bool) -> None:
         for index, name in enumerate(members):
             style = _style(index)
-            axes.plot(severities, rows[name], label=name, markersize=3.5, **style)
+            shown = np.ones(len(severities), bool) if gaps else np.isfinite(rows[name])
+            axes.plot(severities[shown], rows[name][shown], label=name, markersize=3.5, **style)
         axes.set_xticks(severities)
-        axes.set_ylim(bottom=0.0)
+        axes.set_ylim(bottom=bottom)
+        if ymax is not None:
+            axes.set_ylim(top=ymax)
         axes.grid(axis="y")
         if panel_title:
             axes.set_title(panel_title, fontsize=8.5, fontweight="normal")

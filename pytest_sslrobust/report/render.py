@@ -25,6 +25,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("background", "Background reliance"),
     ("calibration", "Confidence and calibration"),
     ("adversarial", "Adversarial"),
+    ("attribution", "Attribution"),
     ("comparison", "Baseline comparison"),
     ("examples", "Example grid"),
 )
@@ -955,6 +956,199 @@ def _adversarial_section(document: Mapping[str, Any]) -> dict[str, Any] | None:
     return {"id": "adversarial", "title": "Adversarial", "blocks": blocks}
 
 
+_ATTRIBUTION_NOTE = (
+    "Means over the images. Rank shift: 1 - the Spearman correlation between a variant's map "
+    "and the clean map of the same image (0 = the pixels ranked the same, 1 = unrelated, "
+    "2 = reversed). Top-k overlap: the share of the clean map's k most-attended pixels{k} "
+    "that stay among the variant's k most-attended (1 = the same pixels). Foreground focus: "
+    "the share of the map on the object, with chance in brackets (the object's share of the "
+    "image, what an even map scores). Entropy: how evenly the map spreads over the pixels "
+    "(1 = evenly, 0 = on one pixel). Empty maps: maps without any evidence, made uniform (so "
+    "they count as even)."
+)
+
+
+def _attribution_section(document: Mapping[str, Any]) -> dict[str, Any] | None:
+    artifacts = _artifacts_of(document, "attribution")
+    if not artifacts:
+        return None
+    blocks: list[dict[str, Any]] = []
+
+    # One table, the models' rows of one variant next to each other (in run order).
+    by_variant: dict[str, list[list[Any]]] = {}
+    top_k: dict[str, list[str]] = {}
+    for a in artifacts:
+        p = a["payload"]
+        if p.get("top_k") is not None:
+            top_k.setdefault(_share(p["top_k"]), []).append(_caption(a))
+        described = _attribution_description(p)
+        images = p.get("images")
+        for measure in p.get("measures") or ():
+            if not isinstance(measure, Mapping):
+                continue
+            variant = measure.get("variant")
+            focus, chance = measure.get("foreground_focus"), measure.get("chance_focus")
+            focus_text = format_number(focus)
+            if focus is not None and chance is not None:
+                focus_text += f" ({format_number(chance)})"
+            by_variant.setdefault(_MISSING if variant is None else str(variant), []).append(
+                [
+                    {"text": _caption(a), "title": described},
+                    format_number(measure.get("rank_shift")),
+                    format_number(measure.get("topk_overlap")),
+                    focus_text,
+                    format_number(measure.get("entropy")),
+                    {
+                        "text": format_number(measure.get("degenerate")),
+                        "title": f"of {format_number(images)} maps" if images is not None else "",
+                    },
+                ]
+            )
+    if by_variant:
+        k = ""
+        if len(top_k) == 1:
+            k = f" (k = {next(iter(top_k))} of the pixels)"
+        elif top_k:
+            k = " (k = " + "; ".join(f"{v} for {', '.join(c)}" for v, c in top_k.items()) + ")"
+        blocks.append(
+            _table(
+                "Focus of the attribution maps per variant",
+                [
+                    "variant",
+                    "model",
+                    "rank shift",
+                    "top-k overlap",
+                    "foreground focus (chance)",
+                    "entropy",
+                    "empty maps",
+                ],
+                [_row([variant, *cells]) for variant, rows in by_variant.items() for cells in rows],
+                numeric=range(2, 7),
+                note=_ATTRIBUTION_NOTE.format(k=k),
+            )
+        )
+
+    curves = [(a, c) for a in artifacts if (c := _severity_rows(a["payload"].get("severity")))]
+    if curves:
+        from pytest_sslrobust.variants.corruptions import GROUPS
+
+        # One y scale for every model, so that the panels compare at a glance.
+        top = max(
+            (v for _, c in curves for row in c.values() for v in row if math.isfinite(v)),
+            default=0.0,
+        )
+        panels = []
+        for a, rows in curves:
+            families = {
+                family: members
+                for family in _FAMILIES
+                if (members := [name for name in GROUPS[family] if name in rows])
+            }
+            panels.append(
+                _panel(
+                    _caption(a),
+                    _figure(
+                        "severity_curves",
+                        rows,
+                        title=_model_name(a),
+                        ylabel="rank shift (1 - Spearman)",
+                        # Small multiples only when one panel would hold too many lines.
+                        families=families if families and len(rows) > 4 else None,
+                        percent=False,
+                        ymax=1.1 * top if top > 0 else None,
+                        gaps=False,  # attribution is often measured at a few severities
+                    ),
+                )
+            )
+        blocks.append(
+            _figures(
+                "Focus shift against severity",
+                panels,
+                note="Mean rank shift of the maps from the clean maps at each severity, one line "
+                "per corruption through the severities measured: 0 = the same ranking of pixels, "
+                "1 = unrelated, 2 = reversed (a correlation distance, not a percentage). One "
+                "scale for every model.",
+            )
+        )
+
+    overlays = []
+    for a in artifacts:
+        items = []
+        for entry in a["payload"].get("overlays") or ():
+            if not isinstance(entry, Mapping):
+                continue
+            tiles = []
+            for tile in entry.get("tiles") or ():
+                if not isinstance(tile, Mapping):
+                    continue
+                uri = str(tile.get("uri") or "")
+                tiles.append(
+                    {"id": str(tile.get("id", "")), "uri": uri if _DATA_URI.match(uri) else None}
+                )
+            if not tiles:
+                continue
+            # A few tiles in one row; many (a corruption x severity study) as the example
+            # grid lays them out, one row per corruption.
+            rows = [tiles] if len(tiles) <= 8 else _preview_rows(tiles)
+            columns = max(len(row) for row in rows)
+            item = entry.get("item")
+            items.append(
+                {
+                    "item": _MISSING if item is None else str(item),
+                    "columns": columns,
+                    "cells": [c for row in rows for c in [*row, *[None] * (columns - len(row))]],
+                }
+            )
+        if items:
+            overlays.append({"caption": _caption(a), "items": items})
+
+    protocols = _protocol_block("Protocols", artifacts)
+    if not (blocks or overlays or protocols):
+        return None
+    return {
+        "id": "attribution",
+        "title": "Attribution",
+        "blocks": blocks,
+        "overlays": overlays,
+        "protocols": protocols,
+    }
+
+
+def _share(value: Any) -> str:
+    """A fraction as a percentage without trailing zeros (0.1 -> 10%)."""
+    number = _float(value)
+    return f"{100 * number:.4g}%" if math.isfinite(number) else format_number(value)
+
+
+def _attribution_description(payload: Mapping[str, Any]) -> str:
+    """How one artifact's maps were made, for the model cell's tooltip."""
+    maps = f"{payload['method']} maps" if payload.get("method") else "maps"
+    if payload.get("target"):
+        maps += f" explaining the {payload['target']} readout"
+    parts = [maps]
+    if payload.get("images") is not None:
+        split = f" {payload['split']}" if payload.get("split") else ""
+        parts.append(f"{format_number(payload['images'])}{split} images")
+    if payload.get("top_k") is not None:
+        parts.append(f"top-k: {_share(payload['top_k'])} of the pixels")
+    return ", ".join(parts)
+
+
+def _severity_rows(severity: Any) -> dict[str, list[float]]:
+    """Corruption -> values at severities 1..n, NaN where not measured and padded to one
+    length; corruptions without any measured value are left out."""
+    if not isinstance(severity, Mapping):
+        return {}
+    rows = {
+        str(name): [_float(v) for v in values]
+        for name, values in severity.items()
+        if isinstance(values, (list, tuple))
+    }
+    rows = {name: row for name, row in rows.items() if any(math.isfinite(v) for v in row)}
+    width = max((len(row) for row in rows.values()), default=0)
+    return {name: row + [math.nan] * (width - len(row)) for name, row in rows.items()}
+
+
 def _comparison_section(document: Mapping[str, Any]) -> dict[str, Any] | None:
     comparison = document.get("comparison")
     if not isinstance(comparison, Mapping):
@@ -1119,6 +1313,7 @@ def render_report(document: Mapping[str, Any]) -> str:
             _background_section(document),
             _calibration_section(document),
             _adversarial_section(document),
+            _attribution_section(document),
             _comparison_section(document),
             _examples_section(document),
         )
