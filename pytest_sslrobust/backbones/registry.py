@@ -104,8 +104,18 @@ def model_id(spec: str) -> str:
 # docs/bundled-models.md documents the same digests; tests/test_bundled_models.py checks both.
 BUNDLED_LABEL_SPACE = "bundled:textured-digits"
 _BUNDLED = (
-    ("bundled-simclr", "self-supervised (contrastive)", "SIMCLR_SHA", None),
-    ("bundled-supervised", "supervised", "SUPERVISED_SHA", BUNDLED_LABEL_SPACE),
+    (
+        "bundled-simclr",
+        "self-supervised (contrastive)",
+        "d2a9560387fb996b06ae06612d9af7a12a2d3eed6b1a4d0c03abb8a97232662c",
+        None,
+    ),
+    (
+        "bundled-supervised",
+        "supervised",
+        "b9788ade5175bb8f8b97c7c9f37f0c2fa219a9515137de0dc1e67bca6b00c83d",
+        BUNDLED_LABEL_SPACE,
+    ),
 )
 
 

@@ -51,13 +51,26 @@ class Recipe:
     temperature: float = 0.2  # NT-Xent, SimCLR only
     projection_dim: int = 64  # SimCLR only; the projection head is dropped afterwards
     crop_scale: tuple[float, float] = (0.25, 1.0)
+    # Background swap (Ryali et al.'s BG_Random): with this probability a view's digit is
+    # pasted onto a random crop of the same photographs (exact masks), so that instance
+    # discrimination cannot be solved by recognising the background crop.
+    background_swap_p: float = 0.0
     jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.4, 0.1)
     jitter_p: float = 0.8
     grayscale_p: float = 0.2
+    warmup_epochs: int = 0
 
 
 RECIPES = {
-    "simclr": Recipe("simclr", epochs=150, batch_size=256, lr=2e-3, weight_decay=1e-4),
+    "simclr": Recipe(
+        "simclr",
+        epochs=120,
+        batch_size=256,
+        lr=2e-3,
+        weight_decay=1e-4,
+        crop_scale=(0.3, 1.0),
+        background_swap_p=0.5,
+    ),
     "supervised": Recipe(
         "supervised",
         epochs=60,
@@ -94,8 +107,8 @@ def augmentations(recipe: Recipe) -> Any:
     )
 
 
-def training_images(limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``train`` split of the bundled dataset as uint8 (n, 3, 64, 64) and labels."""
+def training_images(limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The ``train`` split of the bundled dataset: uint8 (n, 3, 64, 64), labels, masks."""
     from pytest_sslrobust.data.bundled import load_bundled
 
     split = load_bundled(DATASET).split("train")
@@ -103,7 +116,19 @@ def training_images(limit: int | None = None) -> tuple[torch.Tensor, torch.Tenso
     items = [split.load(i) for i in range(n)]
     images = np.stack([item.image for item in items])
     labels = np.asarray([item.label for item in items], dtype=np.int64)
-    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels)
+    masks = np.stack([np.asarray(item.mask, dtype=bool) for item in items])
+    pixels = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+    return pixels, torch.from_numpy(labels), torch.from_numpy(masks)
+
+
+def background_crops(count: int, seed: int) -> torch.Tensor:
+    """``count`` uint8 (3, 64, 64) crops of the bundled digits' photographs, no digit on them."""
+    from pytest_sslrobust.data.bundled import _backgrounds, _crop
+
+    rng = np.random.default_rng(seed)
+    photos = _backgrounds()
+    crops = [_crop(rng, photos[int(rng.integers(len(photos)))]) for _ in range(count)]
+    return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()
 
 
 def _normalise(batch: torch.Tensor) -> torch.Tensor:
@@ -112,7 +137,18 @@ def _normalise(batch: torch.Tensor) -> torch.Tensor:
     return (batch.float() / 255.0 - mean) / std
 
 
-def _views(images: torch.Tensor, transform: Any) -> torch.Tensor:
+def _views(
+    images: torch.Tensor,
+    transform: Any,
+    masks: torch.Tensor | None = None,
+    backgrounds: torch.Tensor | None = None,
+    swap_p: float = 0.0,
+) -> torch.Tensor:
+    if swap_p > 0 and masks is not None and backgrounds is not None:
+        other = backgrounds[torch.randint(len(backgrounds), (len(images),))]
+        swap = (torch.rand(len(images)) < swap_p).view(-1, 1, 1, 1)
+        keep = masks.unsqueeze(1) | ~swap
+        images = torch.where(keep, images, other)
     return _normalise(torch.stack([transform(image) for image in images]))
 
 
@@ -145,7 +181,8 @@ def train(
     if epochs is not None:
         recipe = dataclasses.replace(recipe, epochs=epochs)
     torch.manual_seed(recipe.seed)
-    images, labels = training_images(limit)
+    images, labels, masks = training_images(limit)
+    backgrounds = background_crops(4096, recipe.seed) if recipe.background_swap_p else None
     supervised = paradigm == "supervised"
     model = build_model(10 if supervised else 0, seed=recipe.seed)
     projection = (
@@ -163,9 +200,14 @@ def train(
     total = recipe.epochs * steps_per_epoch
     if max_steps is not None:
         total = min(total, max_steps)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
-    )
+    warmup = min(recipe.warmup_epochs * steps_per_epoch, total // 2)
+
+    def rate(step: int) -> float:
+        if step < warmup:  # linear warm-up, then cosine decay to zero
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * min(step - warmup, total) / max(total - warmup, 1)))
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, rate)
     transform = augmentations(recipe)
     model.train()
     started, step, loss_value = time.perf_counter(), 0, float("nan")
@@ -179,8 +221,9 @@ def train(
                 loss = F.cross_entropy(model(_views(images[batch], transform)), labels[batch])
             else:
                 assert projection is not None
-                v1 = _views(images[batch], transform)
-                v2 = _views(images[batch], transform)
+                p = recipe.background_swap_p
+                v1 = _views(images[batch], transform, masks[batch], backgrounds, p)
+                v2 = _views(images[batch], transform, masks[batch], backgrounds, p)
                 loss = nt_xent(projection(model(v1)), projection(model(v2)), recipe.temperature)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()

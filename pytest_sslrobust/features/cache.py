@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import uuid
 import warnings
 from collections.abc import Callable, Mapping
@@ -38,6 +39,47 @@ def _checksum(tensors: Mapping[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
+class ImageMemo:
+    """Altered images of this process, by (variant set, item id), bounded in bytes (LRU).
+
+    Two backbones that see images at the same geometry (same input size, crop and fill) get
+    the same altered images: the second reuses what the first made instead of corrupting and
+    measuring SSIM again. Memory only; the disk tier holds features, not pixels.
+    """
+
+    def __init__(
+        self, limit: int = 1 * 2**30, stats: collections.Counter[str] | None = None
+    ) -> None:
+        self.limit = limit
+        self.size = 0
+        self.entries: collections.OrderedDict[tuple[str, str], tuple[Any, Any]] = (
+            collections.OrderedDict()
+        )
+        self.lock = threading.Lock()
+        self.stats: collections.Counter[str] = collections.Counter() if stats is None else stats
+
+    def get(self, key: tuple[str, str]) -> tuple[Any, Any] | None:
+        with self.lock:
+            value = self.entries.get(key)
+            if value is not None:
+                self.entries.move_to_end(key)
+                self.stats["image_memo_hits"] += 1
+            return value
+
+    def put(self, key: tuple[str, str], value: tuple[Any, Any]) -> None:
+        nbytes = int(getattr(value[0], "nbytes", 0))
+        if nbytes > self.limit:
+            return
+        with self.lock:
+            if key in self.entries:
+                return
+            self.entries[key] = value
+            self.size += nbytes
+            while self.size > self.limit:
+                _, (image, _) = self.entries.popitem(last=False)
+                self.size -= int(getattr(image, "nbytes", 0))
+
+
 class FeatureCache:
     """Get-or-compute for tensors by key, shared by tests, sessions and xdist workers.
 
@@ -66,6 +108,7 @@ class FeatureCache:
         self.memory_limit = memory_limit
         self.memory: collections.OrderedDict[str, Tensors] = collections.OrderedDict()
         self.stats: collections.Counter[str] = collections.Counter()
+        self.images = ImageMemo(stats=self.stats)
 
     def path(self, key: str) -> Path:
         if self.directory is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from typing import Any, Protocol, runtime_checkable
@@ -226,14 +227,32 @@ class FeatureStore:
         preprocessing = self.backbone.preprocessing
         raw = bool(getattr(bound, "raw", False))
 
+        params = dict(getattr(bound, "params", {}) or {})
+        # Everything the altered pixels depend on besides the item: another backbone with
+        # the same geometry and fill reuses them (ImageMemo) instead of altering again.
+        memo = stable_hash(
+            self.dataset.fingerprint,
+            split,
+            variant_id,
+            json.dumps(params, sort_keys=True, default=str),
+            seed,
+            json.dumps(preprocessing.describe(), sort_keys=True),
+            preprocessing.fill,
+        )
+        images = self.cache.images
+
         def transform(item: Item) -> tuple[np.ndarray, dict[str, float]]:
+            hit = images.get((memo, item.id))
+            if hit is not None:
+                return hit[0], dict(hit[1])
             clean = self.clean_geometry(item)
             altered = bound.apply(item if raw else clean, item_seed(seed, item.id, variant_id))
             if altered.shape[:2] != (preprocessing.input_size,) * 2:
                 altered = preprocessing.geometry(altered)[0]
-            return altered, {"ssim": _ssim(clean.image, altered)}
+            extras = {"ssim": _ssim(clean.image, altered)}
+            images.put((memo, item.id), (altered, extras))
+            return altered, extras
 
-        params = dict(getattr(bound, "params", {}) or {})
         return variant_id, None, transform, params, "on-the-fly"
 
     def altered_image(
