@@ -1,7 +1,8 @@
 """Clean features of the backbone under test: the baseline every robustness study compares to.
 
-Runs offline on the embedded default (EfficientNet-Lite0 on the bundled textured digits) and,
-unchanged, on real backbones and data: ``pytest --sslrobust-model=dinov2 example_suites/``.
+Runs offline on the embedded default (the bundled contrastive and supervised backbones on the
+bundled textured digits, see pytest.ini) and, unchanged, on real backbones and data:
+``pytest --sslrobust-model=dinov2 --sslrobust-data=imagefolder:... example_suites/``.
 """
 
 from __future__ import annotations
@@ -24,15 +25,16 @@ def test_features_are_finite_and_informative(sslrobust):
 def test_linear_probe_beats_chance_clearly(sslrobust):
     """A logistic-regression probe fitted on clean train features, scored on clean test.
 
-    Threshold: the embedded default measures 0.44 (interval 0.40-0.48) balanced accuracy on the bundled
-    digits (10 classes, chance 0.1; ImageNet features are not made for digits on
-    photographs); 0.25 leaves a margin while still catching a broken extractor, label
-    shuffle or preprocessing mismatch (those fall to chance). Real backbones on their own
-    data score far higher.
+    Threshold: 1.5 x chance, decided on the low end of the 95% interval. A broken
+    extractor, a label shuffle or a preprocessing mismatch falls to chance. Measured on the
+    bundled digits (10 classes): bundled-simclr 0.205 [0.173, 0.238], bundled-supervised
+    0.898 [0.872, 0.922], EfficientNet-Lite0 (ImageNet features) 0.44. Real backbones on
+    their own data score far higher; gate those with a baseline (docs/gating-in-ci.md).
     """
     test = sslrobust.features("original", split="test")  # its labels and protocol are recorded
     predictions = sslrobust.predictions("original", readout="linear-probe")
-    assert_balanced_accuracy_above(predictions, 0.25, labels=test, confidence=0.95)
+    chance = 1 / len(sslrobust.dataset.classes)
+    assert_balanced_accuracy_above(predictions, 1.5 * chance, labels=test, confidence=0.95)
 
 
 def test_preview_of_the_alterations(sslrobust):
