@@ -17,7 +17,9 @@ from pytest_sslrobust.backbones.registry import BackboneAlias, get_alias
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "bundled-models.md"
 BUNDLED = ("bundled-simclr", "bundled-supervised")
-_ROW = re.compile(r"^\|\s*`(?P<name>bundled-[a-z]+)`\s*\|\s*`(?P<sha>[0-9a-f]{64})`\s*\|\s*`(?P<fp>[0-9a-f]{64})`")
+_ROW = re.compile(
+    r"^\|\s*`(?P<name>bundled-[a-z]+)`\s*\|\s*`(?P<sha>[0-9a-f]{64})`\s*\|\s*`(?P<fp>[0-9a-f]{64})`"
+)
 
 
 def _documented() -> dict[str, tuple[str, str]]:
@@ -86,7 +88,12 @@ def test_unregistered_digest_is_not_checked_but_keys_are(tmp_path, monkeypatch):
     from pytest_sslrobust.backbones import loading
 
     alias = BackboneAlias(
-        "bundled-simclr", "test_resnet", weights="bundled", input_size=64, sha256=None
+        "bundled-simclr",
+        "test_resnet",
+        weights="bundled",
+        input_size=64,
+        extra=(("output_stride", 8), ("num_classes", 0)),
+        sha256=None,
     )
     backbone = loading._bundled(alias)
     assert backbone.fingerprint
