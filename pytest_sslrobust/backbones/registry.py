@@ -103,6 +103,10 @@ def model_id(spec: str) -> str:
 # ``pytest_sslrobust/backbones/weights/``: (alias, paradigm, sha256 of the file, head classes).
 # docs/bundled-models.md documents the same digests; tests/test_bundled_models.py checks both.
 BUNDLED_LABEL_SPACE = "bundled:textured-digits"
+# The normalisation the bundled backbones were trained with (training.py uses these), which
+# their preprocessing must repeat: timm's own config for test_resnet says 0.5 / 0.5.
+BUNDLED_MEAN = (0.485, 0.456, 0.406)
+BUNDLED_STD = (0.229, 0.224, 0.225)
 _BUNDLED = (
     (
         "bundled-simclr",
@@ -173,7 +177,11 @@ def _builtin() -> None:
                 paradigm=paradigm,
                 description=f"{paradigm.capitalize()} ResNet (0.37 M parameters) trained here "
                 "on bundled:textured-digits at 64 px; see docs/bundled-models.md",
-                extra=(("output_stride", 8), ("num_classes", 10 if head else 0)),
+                extra=(
+                    ("output_stride", 8),
+                    ("num_classes", 10 if head else 0),
+                    ("pretrained_cfg_overlay", {"mean": BUNDLED_MEAN, "std": BUNDLED_STD}),
+                ),
                 sha256=digest,
                 label_space=head,
             )

@@ -30,12 +30,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from pytest_sslrobust.backbones.registry import BUNDLED_MEAN, BUNDLED_STD
+
 ARCHITECTURE = "test_resnet"
 CREATE_KWARGS: dict[str, Any] = {"output_stride": 8}
 INPUT_SIZE = 64
 DATASET = "textured-digits"
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
+# The normalisation the aliases' preprocessing repeats at test time.
+MEAN, STD = BUNDLED_MEAN, BUNDLED_STD
 
 
 @dataclasses.dataclass(frozen=True)

@@ -40,7 +40,15 @@ _FAMILIES = ("noise", "blur", "weather", "digital", "validation")
 _DATA_URI = re.compile(r"^data:image/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/=\s]*$")
 # Protocol fields already shown elsewhere in the header, or too long to summarise.
 _PROTOCOL_SKIP = frozenset(
-    {"backbone", "backbone_fingerprint", "model", "versions", "environment", "ids_digest"}
+    {
+        "backbone",
+        "backbone_fingerprint",
+        "model",
+        "versions",
+        "environment",
+        "ids_digest",
+        "attribution",  # per-result detail (method, target digest), shown with each result
+    }
 )
 _MISSING = "–"
 _CORRUPTION_ID = re.compile(r"^(?P<name>[a-z_]+)-s(?P<severity>[1-9]\d?)$")
