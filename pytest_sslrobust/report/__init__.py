@@ -205,13 +205,7 @@ class ReportRecorder:
             for key in ("data", "split", "backbone_fingerprint", "image_size", "seed", "subset")
             if key in clean.protocol
         }
-        details = clean.protocol.get("attribution", {})
-        protocol.update(
-            method=clean.method,
-            readout=clean.target,
-            target=details.get("target"),
-            images=len(clean),
-        )
+        protocol.update(method=clean.method, readout=clean.target, images=len(clean))
         payload: dict[str, Any] = {
             "method": clean.method,
             "target": clean.target,
