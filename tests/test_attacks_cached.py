@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from store_helpers import small_store
 
 from pytest_sslrobust.attacks import attack_result
 from pytest_sslrobust.attribution.sets import positions
@@ -22,17 +23,7 @@ def cache_dir(tmp_path_factory):
 
 
 def _store(cache_dir, backbone=None, dataset=None):
-    from pytest_sslrobust.backbones.loading import load_backbone
-    from pytest_sslrobust.data.bundled import load_bundled
-    from pytest_sslrobust.features.cache import FeatureCache
-    from pytest_sslrobust.features.store import FeatureStore
-
-    return FeatureStore(
-        backbone if backbone is not None else load_backbone("random-resnet18"),
-        dataset if dataset is not None else load_bundled("textured-digits"),
-        FeatureCache(cache_dir),
-        max_images=N_IMAGES,
-    )
+    return small_store(cache_dir, backbone, dataset, max_images=N_IMAGES)
 
 
 @pytest.fixture(scope="module")
