@@ -99,7 +99,11 @@ def test_evidence_sits_on_the_object(sslrobust):
     if not sslrobust.dataset.has_masks:
         pytest.skip(f"{sslrobust.dataset.spec} has no foreground masks")
     maps = sslrobust.attribution("original", target="linear-probe", images=64)
-    sslrobust.report.attribution(maps)
+    masked = [
+        sslrobust.attribution(v, target="linear-probe", images=64)
+        for v in ("center", "border", "background")
+    ]
+    sslrobust.report.attribution(maps, masked)  # where the evidence goes when parts go missing
     chance = float(maps.chance_focus().mean())
     assert_foreground_focus_above(maps, 1.1 * chance, confidence=0.95)
 
