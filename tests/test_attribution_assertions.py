@@ -2,41 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-from typing import Any
-
 import numpy as np
 import pytest
 import torch
+from test_assertions import recording
 
 from pytest_sslrobust.assertions import assert_focus_shift_below, assert_foreground_focus_above
 from pytest_sslrobust.attribution.sets import AttributionSet
-from pytest_sslrobust.results import ContractResult, current_item, results_from_properties
 
 SIDE = 8
 PROTOCOL = {"data": "toy-data", "backbone": "toy-net"}
-
-
-class FakeItem:
-    """What ``record`` needs of a pytest item."""
-
-    def __init__(self) -> None:
-        self.nodeid = "tests/fake.py::test_contract"
-        self.user_properties: list[tuple[str, Any]] = []
-
-
-@contextlib.contextmanager
-def recording() -> Iterator[list[ContractResult]]:
-    """Collect what the helpers record; filled in when the block ends."""
-    item = FakeItem()
-    token = current_item.set(item)
-    results: list[ContractResult] = []
-    try:
-        yield results
-    finally:
-        current_item.reset(token)
-        results.extend(results_from_properties(item.user_properties))
 
 
 def ramps(n: int, seed: int = 0) -> torch.Tensor:
