@@ -84,7 +84,9 @@ class SslRobustRun:
             from pytest_sslrobust.backbones.loading import load_backbone
 
             try:
-                backbone = load_backbone(spec, arch=self.settings.arch)
+                backbone = load_backbone(
+                    spec, arch=self.settings.arch, image_size=self.settings.image_size
+                )
             except BackboneError as exc:
                 pytest.fail(f"sslrobust: {exc}", pytrace=False)
             self._backbones[spec] = backbone.to(self.device())

@@ -56,6 +56,21 @@ def _integer(value: str, what: str, minimum: int) -> int:
     return number
 
 
+def parse_arch_option(value: str) -> str:
+    """Accept ``TIMM_NAME[:key=value,...]`` (checked here, parsed again where it is used)."""
+    from pytest_sslrobust.backbones.registry import SpecError, parse_arch
+
+    try:
+        parse_arch(value)
+    except SpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value.strip()
+
+
+def parse_image_size(value: str) -> int:
+    return _integer(value, "image size", 16)
+
+
 def parse_batch_size(value: str) -> int:
     return _integer(value, "batch size", 1)
 
@@ -188,10 +203,19 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "arch",
-        str,
+        parse_arch_option,
         None,
-        "TIMM_NAME",
-        "timm architecture that file: weights are loaded into (e.g. resnet50)",
+        "TIMM_NAME[:KEY=VALUE,...]",
+        "timm architecture that bare file: weights are loaded into, with optional timm "
+        "settings (e.g. resnet50, vit_small_patch16_224:num_heads=12)",
+    ),
+    Option(
+        "image_size",
+        parse_image_size,
+        None,
+        "N",
+        "input size of every model in the run (default: the alias's size, else the size the "
+        "aliases use for the architecture, e.g. 224 for DINOv2, else timm's pretrained size)",
     ),
     Option(
         "data",
@@ -322,6 +346,7 @@ class Settings:
 
     model: tuple[str, ...] = (DEFAULT_MODEL,)
     arch: str | None = None
+    image_size: int | None = None
     data: str = DEFAULT_DATA
     device: str = "auto"
     batch_size: int = DEFAULT_BATCH_SIZE
@@ -381,7 +406,13 @@ class Settings:
             problem = validate_spec(spec)
             if problem:
                 raise pytest.UsageError(problem)
-        file_models = [spec for spec in self.model if spec.startswith("file:")]
+        from pytest_sslrobust.backbones.registry import parse_spec
+
+        file_models = [
+            spec
+            for spec in self.model
+            if (parsed := parse_spec(spec)).kind == "file" and parsed.alias is None
+        ]
         if file_models and not self.arch:
             raise pytest.UsageError(
                 f"{file_models[0]} needs --sslrobust-arch=TIMM_NAME (the architecture the "
@@ -389,7 +420,8 @@ class Settings:
             )
         if self.arch and not file_models:
             raise pytest.UsageError(
-                "--sslrobust-arch applies only to file: models; none was given in --sslrobust-model"
+                "--sslrobust-arch applies only to file: models without an alias; none was given "
+                "in --sslrobust-model (ALIAS=file:PATH takes the alias's architecture)"
             )
         if self.compare_fail and not self.compare:
             raise pytest.UsageError(

@@ -215,10 +215,22 @@ def test_shape_mismatch_is_named(tmp_path: Path) -> None:
         make_model("vit_tiny_patch16_224", seed=0, num_classes=0), tmp_path / "vit.pth"
     )
     with pytest.raises(BackboneError) as info:
-        load_backbone(f"file:{path}", arch="vit_tiny_patch16_384")
+        load_backbone(f"file:{path}", arch="vit_tiny_patch16_224:embed_dim=96,num_heads=3")
     message = str(info.value)
-    assert "missing keys ['pos_embed (1, 197, 192) != (1, 577, 192)']" in message
+    assert "missing keys ['cls_token (1, 1, 192) != (1, 1, 96)'" in message
     assert "unexpected keys [] (0 in all)" in message
+
+
+def test_position_embeddings_follow_the_architectures_size(tmp_path: Path) -> None:
+    # One resolution rule: the 384 px architecture runs at 384 and timm resamples the
+    # 224 px position embeddings; the backbone says so rather than doing it silently.
+    path = save_weights(
+        make_model("vit_tiny_patch16_224", seed=0, num_classes=0), tmp_path / "vit.pth"
+    )
+    backbone = load_backbone(f"file:{path}", arch="vit_tiny_patch16_384")
+    assert backbone.preprocessing.input_size == 384
+    assert backbone.model.pos_embed.shape == (1, 577, 192)
+    assert any("(1, 197, 192) to (1, 577, 192)" in note for note in backbone.notes)
 
 
 # ------------------------------------------------------------------ weights-only loading

