@@ -407,13 +407,16 @@ class SslRobustModels:
         """
         import re
 
-        from pytest_sslrobust.backbones.registry import get_alias
+        from pytest_sslrobust.backbones.registry import get_alias, parse_spec
 
         pattern = re.compile(rf"(^|[\s(]){re.escape(word.lower())}")
         found = []
         for spec in self.specs:
-            alias = get_alias(spec)
-            paradigm = alias.paradigm if alias is not None else self[spec].backbone.paradigm
+            parsed = parse_spec(spec)  # an @PARADIGM or an alias says it without loading
+            alias = get_alias(parsed.alias) if parsed.alias else None
+            paradigm = parsed.paradigm or (alias.paradigm if alias is not None else None)
+            if paradigm is None:
+                paradigm = self[spec].backbone.paradigm
             if pattern.search(paradigm.lower()):
                 found.append(self[spec])
         return found

@@ -169,6 +169,35 @@ USAGE_ERRORS = [
         id="arch-without-file-model",
     ),
     pytest.param(
+        ["--sslrobust-model=file:{tmp}/weights.safetensors", "--sslrobust-arch=resnet18:heads"],
+        "*argument --sslrobust-arch: Could not parse architecture 'resnet18:heads': setting "
+        "'heads' is not key=value",
+        id="arch-setting-without-value",
+    ),
+    pytest.param(
+        ["--sslrobust-image-size=8"],
+        "*argument --sslrobust-image-size: Could not parse image size '8': expected a whole "
+        "number >= 16",
+        id="image-size-too-small",
+    ),
+    pytest.param(
+        ["--sslrobust-model=swav"],
+        "ERROR: model 'swav' is the authors' released file (swav_800ep_pretrain.pth.tar*); "
+        "download it and pass --sslrobust-model=swav=file:PATH",
+        id="released-file-alias-without-path",
+    ),
+    pytest.param(
+        ["--sslrobust-model=swav=file:{tmp}/weights.safetensors", "--sslrobust-arch=resnet50"],
+        "ERROR: --sslrobust-arch applies only to file: models without an alias*",
+        id="arch-with-alias-file-model",
+    ),
+    pytest.param(
+        ["--sslrobust-model=file:{tmp}/weights.safetensors@contrastiv", "--sslrobust-arch=resnet18"],
+        "ERROR: Could not parse model *: unknown paradigm 'contrastiv' after '@'; expected one "
+        "of contrastive, distillation, *",
+        id="unknown-paradigm",
+    ),
+    pytest.param(
         ["--sslrobust-data=zip:{tmp}"],
         "*argument --sslrobust-data: Could not parse data spec 'zip:*': expected one of bundled:*",
         id="unknown-data-scheme",

@@ -100,8 +100,13 @@ def load_file(path: Path) -> Any:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
-    return (text.splitlines() or [type(exc).__name__])[0][:200]
+    """The cause in torch's or safetensors' error text, without colour codes or advice."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    cause = re.search(r"WeightsUnpickler error:\s*(.+)", text)
+    if cause:
+        text = cause.group(1)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return (lines or [type(exc).__name__])[0][:200]
 
 
 def _tensor_dict(obj: Any) -> bool:

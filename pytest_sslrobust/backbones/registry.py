@@ -12,6 +12,7 @@ from pathlib import Path
 MODULE_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _TIMM_NAME = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)?$")
 _ALIAS_FILE = re.compile(r"^([A-Za-z0-9][\w.-]*)=(file:.+)$")
+_PARADIGM_WORD = re.compile(r"^[a-z][a-z-]*$")  # else the '@' belongs to a path
 _SETTING = re.compile(r"^([A-Za-z_]\w*)=(.*)$")
 
 # The seeds' taxonomy of training paradigms: the word a spec's ``@PARADIGM`` names, and the
@@ -90,7 +91,7 @@ def parse_spec(spec: str) -> ModelSpec:
     """Parse ``[ALIAS=]BODY[@PARADIGM]`` (grammar only: files are not looked at here)."""
     body, paradigm = spec, None
     head, at, word = spec.rpartition("@")
-    if at and head and "/" not in word and not word.startswith("file:"):
+    if at and head and _PARADIGM_WORD.match(word):
         if word not in PARADIGMS:
             raise SpecError(
                 f"Could not parse model {spec!r}: unknown paradigm {word!r} after '@'; "
@@ -121,7 +122,7 @@ def parse_arch(text: str) -> tuple[str, tuple[tuple[str, object], ...]]:
     Values read as Python literals (``12``, ``0.5``, ``True``, ``None``, ``'x'``); anything
     else stays a string. ``vit_small_patch16_224:num_heads=12`` is MoCo v3's ViT-S.
     """
-    name, _, rest = text.strip().partition(":")
+    name, sep, rest = text.strip().partition(":")
     if not _TIMM_NAME.match(name):
         raise SpecError(
             f"Could not parse architecture {text!r}: expected a timm name, optionally "
@@ -140,7 +141,7 @@ def parse_arch(text: str) -> tuple[str, tuple[tuple[str, object], ...]]:
         except (ValueError, SyntaxError):
             value = raw
         settings.append((key, value))
-    if rest and not settings:
+    if sep and not settings:
         raise SpecError(f"Could not parse architecture {text!r}: nothing after ':'")
     return name, tuple(settings)
 
