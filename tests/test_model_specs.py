@@ -129,3 +129,33 @@ def test_paradigm_suffix_and_image_size_apply_to_any_spec(tmp_path: Path) -> Non
     assert backbone.paradigm == "self-supervised (contrastive)"
     assert backbone.preprocessing.input_size == 96
     assert backbone.name == "candidate"
+
+
+def test_cross_paradigm_contracts_run_on_the_users_own_files(pytester: pytest.Pytester) -> None:
+    for seed, name in ((0, "ours"), (1, "baseline")):
+        torch.manual_seed(seed)
+        model = timm.create_model("resnet10t", pretrained=False, num_classes=0)
+        torch.save(model.state_dict(), pytester.path / f"{name}.pth")
+    pytester.makepyfile(
+        """
+        def test_pair(sslrobust_models):
+            contrastive, supervised = sslrobust_models.pair("contrastive", "supervised")
+            assert contrastive.backbone.name == "ours"
+            assert contrastive.backbone.paradigm == "self-supervised (contrastive)"
+            assert supervised.backbone.name == "baseline"
+
+        def test_ids(sslrobust):
+            assert sslrobust.backbone.layout == "state-dict"
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        f"--sslrobust-model=file:{pytester.path}/ours.pth@contrastive,"
+        f"file:{pytester.path}/baseline.pth@supervised",
+        "--sslrobust-arch=resnet10t",
+        "--sslrobust-image-size=32",
+        "--sslrobust-max-images=10",
+        f"--sslrobust-cache-dir={pytester.path / 'cache'}",
+        "-v",
+    )
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["*test_ids?ours? PASSED*", "*test_ids?baseline? PASSED*"])
