@@ -198,8 +198,9 @@ OPTIONS: tuple[Option, ...] = (
         parse_models,
         (DEFAULT_MODEL,),
         "SPEC[,SPEC...]",
-        "backbone(s) to test: an alias (see docs), timm:NAME[.tag], file:PATH or "
-        f"module.path:callable; several parametrize the tests (default: {DEFAULT_MODEL})",
+        "backbone(s) to test: [ALIAS=]BODY[@PARADIGM] with BODY an alias (see docs), "
+        "timm:NAME[.tag], file:PATH or module.path:callable; several parametrize the tests "
+        f"(default: {DEFAULT_MODEL})",
     ),
     Option(
         "arch",

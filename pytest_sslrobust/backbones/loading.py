@@ -289,7 +289,7 @@ def _hub_weights(spec: str, timm_name: str) -> Path:
             return Path(cached)
     arch = timm_name.split(".")[0]
     advice = (
-        f"download them where there is network (huggingface-cli download {repo}) and copy "
+        f"download them where there is network (hf download {repo}) and copy "
         f"the Hugging Face cache here, or pass a local file: "
         f"--sslrobust-model=file:PATH --sslrobust-arch={arch}"
     )
