@@ -166,7 +166,10 @@ def _resnet_cases(bb: State, other: State) -> dict[str, tuple[str, object]]:
         "dino-resnet-training": (
             "dino",
             {
-                "student": {**prefixed("module.backbone.", other), **parts("module.head.mlp.", MLP)},
+                "student": {
+                    **prefixed("module.backbone.", other),
+                    **parts("module.head.mlp.", MLP),
+                },
                 "teacher": {
                     **prefixed("module.backbone.", bb),
                     **parts("module.head.mlp.", MLP),
@@ -293,7 +296,9 @@ def test_moco_v1_projection_is_not_a_classifier_unless_asked(
 
     backbone = load_backbone(f"file:{path}", arch="resnet18")
     assert backbone.num_classes == 0
-    assert any("128-wide projection" in note and "num_classes=128" in note for note in backbone.notes)
+    assert any(
+        "128-wide projection" in note and "num_classes=128" in note for note in backbone.notes
+    )
 
     kept = load_backbone(f"file:{path}", arch="resnet18:num_classes=128")
     assert kept.num_classes == 128 and kept.label_space is None
@@ -340,7 +345,9 @@ def _vit_cases(bb: State) -> dict[str, tuple[str, object]]:
         if key.startswith("blocks."):
             key = "layers." + key[len("blocks.") :]
             key = key.replace(".norm1.", ".ln1.").replace(".norm2.", ".ln2.")
-            key = key.replace(".mlp.fc1.", ".ffn.layers.0.0.").replace(".mlp.fc2.", ".ffn.layers.1.")
+            key = key.replace(".mlp.fc1.", ".ffn.layers.0.0.").replace(
+                ".mlp.fc2.", ".ffn.layers.1."
+            )
         mmcls[key] = value.clone()
     return {
         "dino-vit-hub": ("state-dict", dict(bb)),
@@ -387,9 +394,7 @@ VIT_CASES = list(_vit_cases({"cls_token": torch.zeros(1, 1, 4)}))
 
 
 @pytest.mark.parametrize("case", VIT_CASES)
-def test_released_vit_layouts_load_exactly(
-    tmp_path: Path, vit: torch.nn.Module, case: str
-) -> None:
+def test_released_vit_layouts_load_exactly(tmp_path: Path, vit: torch.nn.Module, case: str) -> None:
     layout, saved = _vit_cases(vit.state_dict())[case]
     path = tmp_path / f"{case}.pth"
     torch.save(saved, path)

@@ -28,11 +28,32 @@ from pytest_sslrobust.backbones.registry import (
     [
         ("dinov2", "alias", "dinov2", "dinov2", None, "dinov2"),
         ("swav=file:/ckpt/swav.pth.tar", "file", "/ckpt/swav.pth.tar", "swav", None, "swav"),
-        ("file:/w/candidate.pth@contrastive", "file", "/w/candidate.pth", None, "contrastive", "candidate"),
-        ("timm:resnet50.a1_in1k@supervised", "timm", "resnet50.a1_in1k", None, "supervised", "resnet50.a1_in1k"),
+        (
+            "file:/w/candidate.pth@contrastive",
+            "file",
+            "/w/candidate.pth",
+            None,
+            "contrastive",
+            "candidate",
+        ),
+        (
+            "timm:resnet50.a1_in1k@supervised",
+            "timm",
+            "resnet50.a1_in1k",
+            None,
+            "supervised",
+            "resnet50.a1_in1k",
+        ),
         ("dinov2@clustering", "alias", "dinov2", "dinov2", "clustering", "dinov2"),
         ("file:/w/ckpt@v2.pth", "file", "/w/ckpt@v2.pth", None, None, "ckpt@v2"),
-        ("mypkg.models:make@distillation", "factory", "mypkg.models:make", None, "distillation", "mypkg.models:make"),
+        (
+            "mypkg.models:make@distillation",
+            "factory",
+            "mypkg.models:make",
+            None,
+            "distillation",
+            "mypkg.models:make",
+        ),
     ],
 )
 def test_spec_grammar(spec, kind, target, alias, paradigm, id_) -> None:
@@ -62,7 +83,17 @@ def test_every_paradigm_of_the_taxonomy_has_an_alias() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["swav", "mocov2", "mocov3", "mocov3-vit-s", "simclr", "byol", "barlowtwins", "vicreg", "simsiam"],
+    [
+        "swav",
+        "mocov2",
+        "mocov3",
+        "mocov3-vit-s",
+        "simclr",
+        "byol",
+        "barlowtwins",
+        "vicreg",
+        "simsiam",
+    ],
 )
 def test_released_file_alias_without_a_path_says_how(name: str) -> None:
     message = validate_spec(name)
@@ -82,11 +113,21 @@ def test_study_resolution_rule() -> None:
     [
         ("resnet50", "resnet50", ()),
         ("vit_small_patch16_224:num_heads=12", "vit_small_patch16_224", (("num_heads", 12),)),
-        ("vit_base_patch16_224.mae:global_pool='avg',drop_rate=0.0", "vit_base_patch16_224.mae",
-         (("global_pool", "avg"), ("drop_rate", 0.0))),
-        ("resnet50:output_stride=8,zero_init_last=False", "resnet50",
-         (("output_stride", 8), ("zero_init_last", False))),
-        ("vit_small_patch16_224:global_pool=token", "vit_small_patch16_224", (("global_pool", "token"),)),
+        (
+            "vit_base_patch16_224.mae:global_pool='avg',drop_rate=0.0",
+            "vit_base_patch16_224.mae",
+            (("global_pool", "avg"), ("drop_rate", 0.0)),
+        ),
+        (
+            "resnet50:output_stride=8,zero_init_last=False",
+            "resnet50",
+            (("output_stride", 8), ("zero_init_last", False)),
+        ),
+        (
+            "vit_small_patch16_224:global_pool=token",
+            "vit_small_patch16_224",
+            (("global_pool", "token"),),
+        ),
     ],
 )
 def test_arch_settings(text: str, name: str, settings: tuple) -> None:

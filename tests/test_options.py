@@ -192,7 +192,10 @@ USAGE_ERRORS = [
         id="arch-with-alias-file-model",
     ),
     pytest.param(
-        ["--sslrobust-model=file:{tmp}/weights.safetensors@contrastiv", "--sslrobust-arch=resnet18"],
+        [
+            "--sslrobust-model=file:{tmp}/weights.safetensors@contrastiv",
+            "--sslrobust-arch=resnet18",
+        ],
         "ERROR: Could not parse model *: unknown paradigm 'contrastiv' after '@'; expected one "
         "of contrastive, distillation, *",
         id="unknown-paradigm",
