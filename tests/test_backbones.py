@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import timm
 import torch
+from pickle_helpers import Payload
 from safetensors.torch import load_file, save_file
 
 from pytest_sslrobust.backbones import registry
@@ -241,21 +242,6 @@ class PickledThing:
 
     def __init__(self) -> None:
         self.value = 42
-
-
-def _leave_mark(path: str) -> str:
-    Path(path).write_text("unpickled")
-    return path
-
-
-class Payload:
-    """Unpickling this calls ``_leave_mark``: proof that code ran during loading."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = str(marker)
-
-    def __reduce__(self) -> tuple:
-        return (_leave_mark, (self.marker,))
 
 
 def test_checkpoint_pickling_an_object_is_refused(tmp_path: Path) -> None:

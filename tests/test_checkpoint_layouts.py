@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import timm
 import torch
+from pickle_helpers import Payload
 from safetensors.torch import save_file
 
 from pytest_sslrobust.backbones.base import BackboneError
@@ -590,21 +591,6 @@ def test_three_dinov2_specs_agree(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 # ------------------------------------------------------------------ weights-only loading
 
 
-def _leave_mark(path: str) -> str:
-    Path(path).write_text("unpickled")
-    return path
-
-
-class Payload:
-    """Unpickling this calls ``_leave_mark``: proof that code ran during loading."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = str(marker)
-
-    def __reduce__(self) -> tuple:
-        return (_leave_mark, (self.marker,))
-
-
 def test_training_args_namespace_is_allowed(tmp_path: Path, vit: torch.nn.Module) -> None:
     path = tmp_path / "checkpoint.pth"
     torch.save({"model": vit.state_dict(), "args": argparse.Namespace(lr=1e-3)}, path)
@@ -620,7 +606,7 @@ def test_object_inside_the_namespace_is_refused_and_never_run(tmp_path: Path) ->
         load_backbone(f"file:{path}", arch="resnet18")
     message = str(info.value)
     assert not marker.exists()
-    assert "_leave_mark" in message and "weights-only" in message
+    assert "pickle_helpers.leave_mark" in message and "weights-only" in message
     assert ".safetensors" in message and "re-save the state dict" in message
     assert "\n" not in message and "\x1b" not in message and len(message) < 400
     assert "weights_only=False" not in message and "weights_only` set" not in message
