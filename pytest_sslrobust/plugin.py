@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Generator
 from typing import Any
@@ -50,14 +49,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             parser.addini(option.ini, option.help.replace("%%", "%"), type="string", default="")
 
 
+def _runs_tests(config: pytest.Config) -> bool:
+    """False on xdist workers (the controller clears once) and for runs that only look:
+    ``--collect-only``, ``--fixtures``, ``--markers``, ``--help``, ``--version``."""
+    option = config.option
+    looking = ("collectonly", "showfixtures", "show_fixtures_per_test", "markers", "help")
+    return not hasattr(config, "workerinput") and not any(
+        getattr(option, name, False) for name in (*looking, "version")
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     from pytest_sslrobust.backbones.registry import register_backbone
 
     config.hook.pytest_sslrobust_register_backbones(register=register_backbone)
     settings = Settings.from_config(config)
-    if settings.cache_clear and not hasattr(config, "workerinput") and settings.cache_dir:
-        shutil.rmtree(settings.cache_dir, ignore_errors=True)
-        settings.cache_dir.mkdir(parents=True, exist_ok=True)
+    if settings.cache_clear and settings.cache_dir and _runs_tests(config):
+        from pytest_sslrobust.features.cachedir import CacheDirError, clear
+
+        try:
+            clear(settings.cache_dir)
+        except CacheDirError as exc:
+            raise pytest.UsageError(str(exc)) from None
     config.stash[RUN_KEY] = SslRobustRun(config, settings)
     collector = ResultCollector()
     collector.started = time.time()

@@ -13,6 +13,7 @@ import torch
 
 from pytest_sslrobust.features import cache as cache_module
 from pytest_sslrobust.features.cache import FeatureCache, SslRobustCacheWarning, cache_key
+from pytest_sslrobust.features.cachedir import MARKER
 
 
 def _tensors(value: float = 1.0) -> dict[str, torch.Tensor]:
@@ -94,7 +95,9 @@ def test_crash_during_write_leaves_old_state_intact(tmp_path: Path, monkeypatch)
         cache.get("ef56", Counting())
     assert not cache.path("ef56").exists()
     leftovers = [
-        p.name for p in tmp_path.rglob("*") if p.is_file() and not p.name.endswith(".lock")
+        p.name
+        for p in tmp_path.rglob("*")
+        if p.is_file() and not p.name.endswith(".lock") and p.name != MARKER
     ]
     assert leftovers == []
 

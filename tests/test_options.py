@@ -252,8 +252,9 @@ def test_every_option_works_as_an_ini_key(pytester: pytest.Pytester) -> None:
     images = pytester.path / "images"
     images.mkdir()
     cache = pytester.path / "my-cache"
-    cache.mkdir()
-    (cache / "stale-entry").write_text("cleared by sslrobust_cache_clear")
+    stale = cache / "ab" / ("ab" + "0" * 62 + ".safetensors")
+    stale.parent.mkdir(parents=True)
+    stale.write_text("cleared by sslrobust_cache_clear")
     pytester.makeini(
         f"""
         [pytest]
@@ -290,7 +291,7 @@ def test_every_option_works_as_an_ini_key(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=1)
     # cache_clear did its job: the directory is there, the old entry is gone.
     assert cache.is_dir()
-    assert not (cache / "stale-entry").exists()
+    assert not stale.exists()
 
 
 def test_no_cache_ini_key(pytester: pytest.Pytester) -> None:

@@ -6,7 +6,6 @@ import collections
 import hashlib
 import json
 import os
-import shutil
 import threading
 import uuid
 import warnings
@@ -15,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from pytest_sslrobust.features.cachedir import clear, mark
 
 CACHE_FORMAT = "1"
 Tensors = dict[str, torch.Tensor]
@@ -162,6 +163,7 @@ class FeatureCache:
         from filelock import FileLock
 
         path = self.path(key)
+        mark(path.parent.parent)
         path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(path) + ".lock", timeout=self.lock_timeout):
             # Another worker may have written the entry while this one waited for the lock.
@@ -217,8 +219,7 @@ class FeatureCache:
         self.stats["writes"] += 1
 
     def clear(self) -> None:
-        """Forget the memory tier and delete every disk entry."""
+        """Forget the memory tier and delete the disk entries this cache wrote."""
         self.memory.clear()
-        if self.directory is not None and self.directory.exists():
-            shutil.rmtree(self.directory)
-            self.directory.mkdir(parents=True, exist_ok=True)
+        if self.directory is not None:
+            clear(self.directory)
