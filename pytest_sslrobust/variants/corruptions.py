@@ -143,16 +143,31 @@ def jpeg_round_trip(image: np.ndarray, quality: int = 85) -> np.ndarray:
         return np.asarray(decoded.convert("RGB")).copy()
 
 
+# Version of the ``imagenet-c`` protocol's geometry, recorded with every corrupted result so
+# that numbers made with the earlier, inexact crop (v1) are never compared with these.
+IMAGENET_C_GEOMETRY = "torchvision Resize(256) + CenterCrop(224) on PIL, bilinear (v2)"
+
+
 def imagenet_c_geometry(image: np.ndarray) -> np.ndarray:
-    """Resize the shorter side to 256 (bilinear) and centre-crop 224, as ImageNet-C did."""
+    """Resize the shorter side to 256 (bilinear) and centre-crop 224, as ImageNet-C did.
+
+    hendrycks' ``make_imagenet_c.py`` applies torchvision's ``Resize(256)`` and
+    ``CenterCrop(224)`` to PIL images: the long side becomes ``int(256 * long / short)``
+    (truncated) and the crop offset ``int(round((size - 224) / 2))`` (Python's rounding).
+    Rounding the long side or flooring the offset gives other pixels for most source sizes.
+    """
     from PIL import Image
 
     picture = Image.fromarray(image)
     width, height = picture.size
-    scale = 256 / min(width, height)
-    size = (max(256, round(width * scale)), max(256, round(height * scale)))
-    picture = picture.resize(size, Image.BILINEAR)
-    left, top = (size[0] - 224) // 2, (size[1] - 224) // 2
+    if width <= height:
+        size = (256, int(256 * height / width))
+    else:
+        size = (int(256 * width / height), 256)
+    if size != (width, height):
+        picture = picture.resize(size, Image.BILINEAR)
+    left = int(round((size[0] - 224) / 2.0))
+    top = int(round((size[1] - 224) / 2.0))
     return np.asarray(picture.crop((left, top, left + 224, top + 224))).copy()
 
 
@@ -189,7 +204,10 @@ class Corruption(Variant):
 
     @property
     def params(self) -> dict[str, Any]:
-        return {**super().params, "generator": generator_version()}
+        params = {**super().params, "generator": generator_version()}
+        if self.protocol == "imagenet-c":
+            params["geometry"] = IMAGENET_C_GEOMETRY
+        return params
 
     def apply(self, item: Item, seed: int) -> np.ndarray:
         if self.protocol == "imagenet-c":
