@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_sslrobust.features.cachedir import DIGEST_MEMO
 from pytest_sslrobust.settings import Settings
 
 if TYPE_CHECKING:
@@ -104,9 +105,11 @@ class SslRobustRun:
         """The dataset of ``spec`` (default: ``--sslrobust-data``), loaded once per run."""
         spec = spec or self.settings.data
         if spec not in self._datasets:
-            from pytest_sslrobust.data.base import DataError
+            from pytest_sslrobust.data.base import DataError, use_digest_memo
             from pytest_sslrobust.data.specs import load_dataset
 
+            if not self.settings.no_cache and self.settings.cache_dir is not None:
+                use_digest_memo(self.settings.cache_dir / DIGEST_MEMO)
             try:
                 self._datasets[spec] = load_dataset(spec)
             except DataError as exc:

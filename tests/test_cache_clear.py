@@ -121,3 +121,13 @@ def test_a_new_cache_gets_its_marker(pytester: pytest.Pytester) -> None:
     assert (cache / MARKER).exists()
     # and a later clear of it works, leaving the directory usable
     assert clear(cache) > 0 and cache.is_dir()
+
+
+def test_the_digest_memo_is_the_caches_own(tmp_path: Path) -> None:
+    from pytest_sslrobust.features.cachedir import DIGEST_MEMO
+
+    cache = tmp_path / "cache"
+    _entry(cache)
+    (cache / DIGEST_MEMO).write_text("{}")
+    assert clear(cache) == 4
+    assert not (cache / DIGEST_MEMO).exists() and cache.is_dir()

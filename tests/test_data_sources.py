@@ -92,6 +92,41 @@ def test_imagefolder_fingerprint_follows_files(folder_a: Path) -> None:
     assert imagefolder(folder_a).fingerprint != before
 
 
+def test_imagefolder_fingerprint_is_content_not_modification_time(folder_a: Path) -> None:
+    import os
+
+    before = imagefolder(folder_a).fingerprint
+    image = folder_a / "cat" / "003.png"
+    os.utime(image, ns=(10**18, 10**18))  # what a fresh git checkout does to every file
+    assert imagefolder(folder_a).fingerprint == before
+    data = image.read_bytes()
+    write_image(image, value=200)  # same name and size, other pixels, a new mtime
+    assert len(image.read_bytes()) == len(data)
+    assert imagefolder(folder_a).fingerprint != before
+
+
+def test_digest_memo_survives_sessions(folder_a: Path, tmp_path: Path) -> None:
+    from pytest_sslrobust.data import base
+
+    memo = tmp_path / "memo" / "file-digests.json"
+    base.use_digest_memo(memo)
+    try:
+        first = imagefolder(folder_a).fingerprint
+        assert memo.is_file() and len(json_load(memo)) >= 20
+        base._DIGESTS.clear()
+        base.use_digest_memo(memo)  # a new session reads the memo instead of the files
+        assert len(base._DIGESTS) >= 20
+        assert imagefolder(folder_a).fingerprint == first
+    finally:
+        base.use_digest_memo(None)
+
+
+def json_load(path: Path) -> dict:
+    import json
+
+    return json.loads(path.read_text())
+
+
 def test_imagefolder_converts_grayscale_and_rgba(tmp_path: Path) -> None:
     write_image(tmp_path / "a" / "gray.png", value=100, mode="L")
     rgba = tmp_path / "a" / "rgba.png"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -200,10 +202,55 @@ def as_rgb_uint8(array: np.ndarray, what: str) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+# Content digests by (path, size, mtime): a speed-up only, so that unchanged files are not
+# read again; a touched file is hashed again and, with the same bytes, gives the same digest.
+_DIGESTS: dict[str, str] = {}
+_DIGEST_MEMO: list[Path] = []
+
+
+def use_digest_memo(path: Path | None) -> None:
+    """Keep the content digests of data files in ``path`` (JSON) across sessions."""
+    _DIGEST_MEMO[:] = [path] if path is not None else []
+    if path is not None and path.is_file():
+        try:
+            _DIGESTS.update(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            pass  # an unreadable memo only costs re-hashing
+
+
+def _save_digest_memo() -> None:
+    if not _DIGEST_MEMO:
+        return
+    path = _DIGEST_MEMO[0]
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(json.dumps(_DIGESTS, sort_keys=True))
+        os.replace(temporary, path)
+    except OSError:
+        temporary.unlink(missing_ok=True)  # the memo is optional
+
+
+def content_digest(path: Path) -> str:
+    """sha256 of a file's bytes, memoised by path, size and modification time."""
+    stat = path.stat()
+    memo = f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}"
+    if memo not in _DIGESTS:
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        _DIGESTS[memo] = digest.hexdigest()
+    return _DIGESTS[memo]
+
+
 def file_listing_digest(paths: Sequence[Path], root: Path) -> str:
-    """Fingerprint a file list by relative path, size and modification time (not contents)."""
+    """Fingerprint a file list by relative path and content (never by modification time:
+    a fresh checkout touches every file and must still hit the cache)."""
+    known = len(_DIGESTS)
     digest = hashlib.sha256()
     for path in paths:
-        stat = path.stat()
-        digest.update(f"{path.relative_to(root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        digest.update(f"{path.relative_to(root)}\0{content_digest(path)}\n".encode())
+    if len(_DIGESTS) != known:
+        _save_digest_memo()
     return digest.hexdigest()

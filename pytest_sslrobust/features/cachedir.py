@@ -9,6 +9,8 @@ from pathlib import Path
 # holding nothing but entries of our own naming, as caches written before the marker existed).
 MARKER = "SSLROBUST-CACHE"
 MARKER_TEXT = "A pytest-sslrobust feature cache. --sslrobust-cache-clear empties it.\n"
+# Content digests of data files by path, size and mtime (``data.base.content_digest``).
+DIGEST_MEMO = "file-digests.json"
 _SHARD = re.compile(r"^[0-9a-f]{2}$")
 _ENTRY = re.compile(r"^\.?[0-9a-f]{64}\.safetensors(\.lock|\.\d+\.[0-9a-f]{32}\.tmp)?$")
 
@@ -28,7 +30,7 @@ def mark(directory: Path) -> None:
 def _ours(directory: Path) -> list[Path]:
     """The files of ``directory`` that the cache wrote: ``ab/<sha256>.safetensors`` entries,
     their lock files and the temp files of interrupted writes."""
-    found = []
+    found = [directory / DIGEST_MEMO] if (directory / DIGEST_MEMO).is_file() else []
     for shard in directory.iterdir():
         if shard.is_dir() and not shard.is_symlink() and _SHARD.match(shard.name):
             found.extend(p for p in shard.iterdir() if p.is_file() and _ENTRY.match(p.name))
@@ -39,7 +41,7 @@ def _foreign(directory: Path, ours: list[Path]) -> list[Path]:
     mine = set(ours)
     foreign = []
     for path in directory.iterdir():
-        if path.name == MARKER:
+        if path.name == MARKER or path in mine:
             continue
         if path.is_dir() and not path.is_symlink() and _SHARD.match(path.name):
             foreign.extend(p for p in path.iterdir() if p not in mine)
@@ -71,7 +73,7 @@ def clear(directory: Path) -> int:
         )
     for path in ours:
         path.unlink(missing_ok=True)
-    for shard in {p.parent for p in ours}:
+    for shard in {p.parent for p in ours} - {directory}:
         try:
             shard.rmdir()  # only when empty: another user's files stay
         except OSError:
