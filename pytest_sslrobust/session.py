@@ -42,6 +42,8 @@ class SslRobustRun:
 
             directory = None if self.settings.no_cache else self.settings.cache_dir
             self._cache = FeatureCache(directory)
+            if not self.is_worker:
+                self._cache.sweep()
         return self._cache
 
     def stats(self) -> collections.Counter[str]:

@@ -17,7 +17,8 @@ import torch
 
 from pytest_sslrobust.features.cachedir import clear, mark
 
-CACHE_FORMAT = "1"
+# 2: the checksum covers the entry's key, so an entry file served under another key is caught.
+CACHE_FORMAT = "2"
 Tensors = dict[str, torch.Tensor]
 
 
@@ -31,13 +32,27 @@ def cache_key(parts: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _checksum(tensors: Mapping[str, torch.Tensor]) -> str:
-    digest = hashlib.sha256()
+def _checksum(tensors: Mapping[str, torch.Tensor], key: str) -> str:
+    digest = hashlib.sha256(f"{key}\0".encode())
     for name in sorted(tensors):
         data = tensors[name].detach().cpu().contiguous().reshape(-1)
         digest.update(f"{name}\0{data.dtype}\0{tuple(tensors[name].shape)}\0".encode())
         digest.update(data.view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
+
+
+class _DiskError(Exception):
+    """The disk tier failed (its cause says why); ``tensors`` were computed before it did."""
+
+    def __init__(self, tensors: Tensors | None) -> None:
+        super().__init__("disk tier failed")
+        self.tensors = tensors
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 class ImageMemo:
@@ -116,6 +131,41 @@ class FeatureCache:
             raise RuntimeError("the disk cache is disabled")
         return self.directory / key[:2] / f"{key}.safetensors"
 
+    def sweep(self, older_than: float = 6 * 3600) -> int:
+        """Remove temp files that killed writes left behind (old, and whose entry is not
+        locked by a live writer); return how many went."""
+        from filelock import FileLock, Timeout
+
+        from pytest_sslrobust.features.cachedir import stale_temporaries
+
+        if self.directory is None:
+            return 0
+        removed = 0
+        for temporary, entry in stale_temporaries(self.directory, older_than):
+            try:
+                with FileLock(str(entry) + ".lock", timeout=0):
+                    temporary.unlink(missing_ok=True)
+                    removed += 1
+            except (Timeout, OSError):
+                continue  # a writer holds it, or the directory is not ours to change
+        self.stats["temporaries_swept"] += removed
+        return removed
+
+    def disable_disk(self, reason: str) -> None:
+        """Run on without the disk tier, saying so once; nothing half-written stays."""
+        if self.directory is None:
+            return
+        directory, self.directory = self.directory, None
+        self.stats["disk_disabled"] += 1
+        warnings.warn(
+            SslRobustCacheWarning(
+                f"cache directory {directory} cannot be used ({reason}); this run goes on "
+                "without the disk cache (set --sslrobust-cache-dir to a writable directory, "
+                "or pass --sslrobust-no-cache)"
+            ),
+            stacklevel=3,
+        )
+
     def get(
         self,
         key: str,
@@ -136,7 +186,11 @@ class FeatureCache:
             if tensors is not None:
                 self.stats["disk_hits"] += 1
             else:
-                tensors = self._locked_get(key, compute, describe or {})
+                try:
+                    tensors = self._locked_get(key, compute, describe or {})
+                except _DiskError as exc:
+                    self.disable_disk(str(exc.__cause__ or exc))
+                    tensors = exc.tensors if exc.tensors is not None else self._compute(compute)
         if device is not None:
             tensors = {name: t.to(device) for name, t in tensors.items()}
         self.memory[key] = tensors
@@ -163,21 +217,36 @@ class FeatureCache:
         from filelock import FileLock
 
         path = self.path(key)
-        mark(path.parent.parent)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(path) + ".lock", timeout=self.lock_timeout):
+        try:
+            mark(path.parent.parent)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(str(path) + ".lock", timeout=self.lock_timeout)
+            lock.acquire()
+        except OSError as exc:  # read-only, missing permissions, no space
+            raise _DiskError(None) from exc
+        try:
             # Another worker may have written the entry while this one waited for the lock.
             tensors = self._read(key)
             if tensors is not None:
                 self.stats["disk_hits"] += 1
                 return tensors
+            if path.exists():  # there but not readable by this user: not ours to replace
+                return self._compute(compute)
             tensors = self._compute(compute)
-            self._write(path, tensors, describe)
+            try:
+                self._write(path, tensors, key, describe)
+            except OSError as exc:
+                raise _DiskError(tensors) from exc
             return tensors
+        finally:
+            lock.release()
 
     def _read(self, key: str) -> Tensors | None:
         path = self.path(key)
         if not path.exists():
+            return None
+        if not os.access(path, os.R_OK):  # another user's entry: not ours, not damaged
+            self.stats["unreadable"] += 1
             return None
         from safetensors import safe_open
 
@@ -185,32 +254,35 @@ class FeatureCache:
             with safe_open(str(path), framework="pt") as handle:
                 metadata = handle.metadata() or {}
                 tensors = {name: handle.get_tensor(name) for name in handle.keys()}
-            if metadata.get("checksum") != _checksum(tensors):
-                raise ValueError("checksum mismatch")
+            if metadata.get("checksum") != _checksum(tensors, key):
+                raise ValueError("checksum mismatch: damaged, or the entry of another key")
         except Exception as exc:  # any parse failure means the same thing: recompute
             self.stats["corrupt"] += 1
+            try:
+                path.unlink(missing_ok=True)
+                what = "it was removed and will be recomputed"
+            except OSError as error:
+                what = f"it could not be removed ({error.strerror}) and is recomputed in memory"
             warnings.warn(
-                SslRobustCacheWarning(
-                    f"cache entry {path} is damaged ({exc}); it was removed and will be recomputed"
-                ),
+                SslRobustCacheWarning(f"cache entry {path} is damaged ({exc}); {what}"),
                 stacklevel=3,
             )
-            path.unlink(missing_ok=True)
             return None
         return tensors
 
-    def _write(self, path: Path, tensors: Tensors, describe: Mapping[str, Any]) -> None:
+    def _write(self, path: Path, tensors: Tensors, key: str, describe: Mapping[str, Any]) -> None:
         from safetensors.torch import save_file
 
         cpu = {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
         metadata = {
-            "checksum": _checksum(cpu),
+            "checksum": _checksum(cpu, key),
             "describe": json.dumps(describe, sort_keys=True, default=str),
             "cache_format": CACHE_FORMAT,
         }
         temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
         try:
             save_file(cpu, str(temporary), metadata=metadata)
+            os.chmod(temporary, 0o666 & ~_umask())  # a cache shared by a group stays readable
             with open(temporary, "rb") as handle:
                 os.fsync(handle.fileno())
             os.replace(temporary, path)

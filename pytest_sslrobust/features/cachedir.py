@@ -13,6 +13,7 @@ MARKER_TEXT = "A pytest-sslrobust feature cache. --sslrobust-cache-clear empties
 DIGEST_MEMO = "file-digests.json"
 _SHARD = re.compile(r"^[0-9a-f]{2}$")
 _ENTRY = re.compile(r"^\.?[0-9a-f]{64}\.safetensors(\.lock|\.\d+\.[0-9a-f]{32}\.tmp)?$")
+_TEMPORARY = re.compile(r"^\.([0-9a-f]{64})\.safetensors\.\d+\.[0-9a-f]{32}\.tmp$")
 
 
 class CacheDirError(Exception):
@@ -79,3 +80,23 @@ def clear(directory: Path) -> int:
         except OSError:
             pass
     return len(ours)
+
+
+def stale_temporaries(directory: Path, older_than: float) -> list[tuple[Path, Path]]:
+    """Temp files of interrupted writes not touched for ``older_than`` seconds, with the
+    entry each belongs to (whose lock a live writer would hold)."""
+    import time
+
+    if not directory.is_dir():
+        return []
+    now = time.time()
+    found = []
+    for path in _ours(directory):
+        match = _TEMPORARY.match(path.name)
+        try:
+            old = now - path.stat().st_mtime > older_than
+        except OSError:
+            continue
+        if match and old:
+            found.append((path, path.with_name(f"{match.group(1)}.safetensors")))
+    return found
