@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from collections.abc import Generator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -161,8 +164,21 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if collector is None or workeroutput is not None:
         return
     _write_outputs(session, run.settings, collector)
-    if run.settings.report is not None:
+    if run.settings.report is not None and _runs_tests(config):
         _write_report(session, run, collector)
+
+
+# Written at the end of every report: how many tests its run executed, so that a later run
+# that executed fewer (a -k selection, a failed setup) does not replace it.
+_COVERAGE = re.compile(r"<!-- sslrobust-coverage executed=(\d+) -->")
+
+
+def _report_coverage(path: Path) -> int | None:
+    try:
+        found = _COVERAGE.search(path.read_text(encoding="utf-8", errors="replace")[-4096:])
+    except OSError:
+        return None
+    return int(found.group(1)) if found else None
 
 
 def _write_report(session: pytest.Session, run: SslRobustRun, collector: ResultCollector) -> None:
@@ -174,8 +190,20 @@ def _write_report(session: pytest.Session, run: SslRobustRun, collector: ResultC
         name: len(reporter.stats.get(name, [])) if reporter is not None else 0
         for name in ("passed", "failed", "skipped", "error")
     }
-    stats = run.stats()
     settings = run.settings
+    assert settings.report is not None
+    executed = outcomes["passed"] + outcomes["failed"]
+    if executed == 0:
+        collector.notes.append(
+            f"no test ran to the end, so the report was not written ({settings.report} is "
+            "left as it was)"
+        )
+        return
+    target = settings.report
+    previous = _report_coverage(target) if target.exists() else None
+    if previous is not None and executed < previous:
+        target = target.with_name(f"{target.stem}.partial{target.suffix}")
+    stats = run.stats()
     document = build_document(
         collector,
         {
@@ -194,10 +222,18 @@ def _write_report(session: pytest.Session, run: SslRobustRun, collector: ResultC
             "outcomes": outcomes,
         },
     )
-    assert settings.report is not None
-    settings.report.parent.mkdir(parents=True, exist_ok=True)
-    settings.report.write_text(render_report(document), encoding="utf-8")
-    collector.notes.append(f"report written to {settings.report}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    html = render_report(document) + f"\n<!-- sslrobust-coverage executed={executed} -->\n"
+    temporary.write_text(html, encoding="utf-8")
+    os.replace(temporary, target)
+    if target == settings.report:
+        collector.notes.append(f"report written to {target}")
+    else:
+        collector.notes.append(
+            f"report of this run ({executed} tests) written to {target}; {settings.report} "
+            f"covers more tests ({previous}) and is kept"
+        )
 
 
 def _write_outputs(session: pytest.Session, settings: Settings, collector: ResultCollector) -> None:
