@@ -119,7 +119,9 @@ class SslRobustRun:
         return self._datasets[spec]
 
     def store(self, backbone: Backbone, dataset: Dataset) -> FeatureStore:
-        key = f"{backbone.fingerprint}:{dataset.fingerprint}"
+        # One store per spec: two specs with identical weights share every cached feature
+        # (the cache is keyed by fingerprint) but each records results under its own name.
+        key = f"{backbone.spec}\0{backbone.fingerprint}:{dataset.fingerprint}"
         if key not in self._stores:
             from pytest_sslrobust.features.store import FeatureStore
 

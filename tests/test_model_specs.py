@@ -200,3 +200,37 @@ def test_cross_paradigm_contracts_run_on_the_users_own_files(pytester: pytest.Py
     )
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["*test_ids?ours? PASSED*", "*test_ids?baseline? PASSED*"])
+
+
+def test_identical_weights_under_two_specs_keep_their_names(pytester: pytest.Pytester) -> None:
+    import json
+
+    torch.manual_seed(0)
+    model = timm.create_model("resnet10t", pretrained=False, num_classes=0)
+    for name in ("release", "candidate"):
+        torch.save(model.state_dict(), pytester.path / f"{name}.pth")
+    pytester.makepyfile(
+        """
+        from pytest_sslrobust import assert_cka_between
+
+        def test_cka(sslrobust):
+            a = sslrobust.features("original", split="test")
+            assert_cka_between(a, sslrobust.features("center", split="test"), 0.0, 1.0)
+        """
+    )
+    out = pytester.path / "out.json"
+    result = pytester.runpytest_subprocess(
+        f"--sslrobust-model=file:{pytester.path}/release.pth,file:{pytester.path}/candidate.pth",
+        "--sslrobust-arch=resnet10t",
+        "--sslrobust-image-size=32",
+        "--sslrobust-max-images=10",
+        f"--sslrobust-cache-dir={pytester.path / 'cache'}",
+        f"--sslrobust-json={out}",
+        "-p",
+        "no:randomly",
+    )
+    result.assert_outcomes(passed=2)
+    text = out.read_text()
+    assert json.loads(text)
+    assert '"model": "release"' in text and '"model": "candidate"' in text
+    result.stdout.fnmatch_lines(["*test_cka?release? ?cka?*", "*test_cka?candidate? ?cka?*"])
