@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pytest_sslrobust.evaluate import Predictions
 from pytest_sslrobust.features.store import FeatureSet
 from pytest_sslrobust.metrics import _checks
 from pytest_sslrobust.metrics.attacks import AttackResult
@@ -150,9 +151,10 @@ def _no_interval(confidence: Any, why: str) -> None:
 
 
 def _protocol(*inputs: Any) -> dict[str, Any]:
-    """The protocol of the first input that carries one (FeatureSet, CorruptionErrors)."""
+    """The protocol of the first input that carries one (FeatureSet, CorruptionErrors, the
+    ``Predictions`` of ``sslrobust.predictions``); empty for bare arrays."""
     for value in inputs:
-        if isinstance(value, (FeatureSet, CorruptionErrors)):
+        if isinstance(value, (FeatureSet, CorruptionErrors, Predictions)):
             return dict(value.protocol)
     return {}
 
@@ -837,7 +839,7 @@ def assert_accuracy_above(
         interval=interval,
         context=f"fraction of {truth.shape[0]} images correct",
         rows=rows,
-        protocol=_protocol(labels),
+        protocol=_protocol(labels, predictions),
         details=details,
     )
 
@@ -917,7 +919,7 @@ def assert_accuracy_drop_below(
         interval=interval,
         context=f"accuracy fractions, {n} paired images",
         rows=rows,
-        protocol=_protocol(labels, clean, altered),
+        protocol=_protocol(labels, altered, clean),
         details=details,
     )
 
@@ -1033,7 +1035,7 @@ def assert_balanced_accuracy_above(
         interval=interval,
         context=f"mean recall over {len(np.unique(truth))} classes, {truth.shape[0]} images",
         rows=rows,
-        protocol=_protocol(labels),
+        protocol=_protocol(labels, result_or_predictions),
         details=details,
         **common,  # type: ignore[arg-type]
     )

@@ -26,6 +26,24 @@ def head_applies(backbone: Any, dataset: Any) -> bool:
     )
 
 
+class Predictions(np.ndarray):
+    """Predicted class indices that remember how they were made (``protocol``): the
+    features' protocol plus the readout. ``sslrobust.predictions()`` returns these, so an
+    accuracy contract on them records a protocol and its baseline comparison can refuse a
+    different seed, subset or readout."""
+
+    protocol: dict[str, Any]
+
+    @classmethod
+    def of(cls, values: np.ndarray, protocol: dict[str, Any]) -> Predictions:
+        made = np.asarray(values).view(cls)
+        made.protocol = protocol
+        return made
+
+    def __array_finalize__(self, obj: Any) -> None:
+        self.protocol = getattr(obj, "protocol", {})
+
+
 class Readout:
     """Turns a feature set into predicted labels: the model's head, or a probe/kNN fitted
     once on the clean features of the training split.

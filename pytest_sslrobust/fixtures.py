@@ -249,8 +249,12 @@ class SslRobust:
     ) -> Any:
         """Predicted labels of ``split`` under ``variant`` through ``readout`` (fitted on the
         clean ``train_split``)."""
+        from pytest_sslrobust.evaluate import Predictions
+
         fitted = self.readout(readout, train_split=train_split)
-        return fitted.predict(self.features(variant, split=split))
+        features = self.features(variant, split=split)
+        protocol = {**features.protocol, "readout": dict(fitted.params)}
+        return Predictions.of(fitted.predict(features), protocol)
 
     def corruption_errors(
         self,
