@@ -104,3 +104,13 @@ def test_a_locked_entrys_temporary_is_not_swept(tmp_path: Path) -> None:
     with FileLock(str(cache.path(KEY_A)) + ".lock"):
         assert cache.sweep() == 0
     assert stale.exists()
+
+
+def test_in_place_changes_never_reach_the_next_caller(tmp_path: Path) -> None:
+    for directory in (tmp_path, None):
+        cache = FeatureCache(directory)
+        first = cache.get(KEY_A, lambda: _set(1.0))
+        first["features"].add_(100.0)  # a test that modifies what it got
+        second = cache.get(KEY_A, lambda: _set(9.0))
+        assert cache.stats["memory_hits"] == 1
+        assert torch.equal(second["features"], torch.full((3, 2), 1.0))

@@ -49,6 +49,13 @@ class _DiskError(Exception):
         self.tensors = tensors
 
 
+def _copies(tensors: Tensors) -> Tensors:
+    """What callers get: copies, so that one test's in-place change never reaches the next
+    (torch has no read-only tensors; a copy of a 50,000 x 768 float32 set costs ~80 ms on
+    a 2-core CPU, see docs/performance.md)."""
+    return {name: tensor.clone() for name, tensor in tensors.items()}
+
+
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
@@ -178,7 +185,7 @@ class FeatureCache:
         if key in self.memory:
             self.stats["memory_hits"] += 1
             self.memory.move_to_end(key)
-            return self.memory[key]
+            return _copies(self.memory[key])
         if self.directory is None:
             tensors = self._compute(compute)
         else:
@@ -195,7 +202,7 @@ class FeatureCache:
             tensors = {name: t.to(device) for name, t in tensors.items()}
         self.memory[key] = tensors
         self._evict()
-        return tensors
+        return _copies(tensors)
 
     def memory_bytes(self) -> int:
         return sum(t.numel() * t.element_size() for ts in self.memory.values() for t in ts.values())
