@@ -234,3 +234,29 @@ def test_identical_weights_under_two_specs_keep_their_names(pytester: pytest.Pyt
     assert json.loads(text)
     assert '"model": "release"' in text and '"model": "candidate"' in text
     result.stdout.fnmatch_lines(["*test_cka?release? ?cka?*", "*test_cka?candidate? ?cka?*"])
+
+
+def test_bundled_alias_pointed_at_a_copy_keeps_its_head_and_classes(tmp_path: Path) -> None:
+    import shutil
+
+    from pytest_sslrobust.backbones.loading import BUNDLED_WEIGHTS
+
+    copy = tmp_path / "retrained.safetensors"
+    shutil.copy(BUNDLED_WEIGHTS / "bundled-supervised.safetensors", copy)
+    original = load_backbone("bundled-supervised")
+    backbone = load_backbone(f"bundled-supervised=file:{copy}")
+    assert backbone.num_classes == 10 and backbone.label_space == "bundled:textured-digits"
+    assert backbone.fingerprint == original.fingerprint
+    assert backbone.preprocessing == original.preprocessing
+
+
+def test_a_head_of_another_width_than_asked_is_refused(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = timm.create_model("resnet10t", pretrained=False, num_classes=1000)
+    path = tmp_path / "supervised.pth"
+    torch.save(model.state_dict(), path)
+    with pytest.raises(BackboneError, match="has 1000 outputs but num_classes=10"):
+        load_backbone(f"file:{path}", arch="resnet10t:num_classes=10")
+    headless = load_backbone(f"file:{path}", arch="resnet10t:num_classes=0")
+    assert headless.num_classes == 0
+    assert any("dropped head keys" in note for note in headless.notes)

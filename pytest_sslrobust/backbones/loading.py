@@ -58,6 +58,7 @@ def load_backbone(spec: str, *, arch: str | None = None, image_size: int | None 
                 settings,
                 image_size or alias.input_size,
                 alias.paradigm,
+                alias.label_space,
             )
         else:
             if not arch:
@@ -357,8 +358,10 @@ def _from_file(
     settings: tuple[tuple[str, object], ...],
     size: int | None,
     paradigm: str,
+    label_space: str | None = None,
 ) -> Backbone:
-    """Weights of a released checkpoint, its layout recognised, loaded into a timm model."""
+    """Weights of a released checkpoint, its layout recognised, loaded into a timm model;
+    ``label_space`` names the classes of the file's head when an alias says so."""
     timm = _timm()
     if not timm.is_model(arch.split(".")[0]):
         raise BackboneError(
@@ -371,7 +374,12 @@ def _from_file(
     head = _classifier_name(arch)
     width = _head_width(state, head)
     wanted = chosen.get("num_classes")
-    if width is not None and (width in KNOWN_LABEL_SPACES or wanted == width):
+    if wanted and width is not None and wanted != width:
+        raise BackboneError(
+            f"{path}: its classifier {head}.weight has {width} outputs but num_classes="
+            f"{wanted} was asked for; pass num_classes={width} (or 0 to drop it)"
+        )
+    if width is not None and wanted != 0 and (width in KNOWN_LABEL_SPACES or wanted == width):
         num_classes = width
     else:
         num_classes = 0
@@ -388,7 +396,7 @@ def _from_file(
                 else "no classifier in the file"
             )
             notes.append(f"dropped head keys {dropped[:4]} ({why})")
-    chosen["num_classes"] = wanted if wanted is not None and width is None else num_classes
+    chosen["num_classes"] = num_classes if width is not None else (wanted or 0)
     model = _create(arch, size, chosen, pretrained=False)
     if checkpoint.positional:
         state = _name_positions(state, model, path)
@@ -408,7 +416,7 @@ def _from_file(
         f"file:{path.name}",
         size,
         paradigm,
-        KNOWN_LABEL_SPACES.get(int(getattr(model, "num_classes", 0) or 0)),
+        label_space or KNOWN_LABEL_SPACES.get(int(getattr(model, "num_classes", 0) or 0)),
         tuple(notes),
         settings=settings,
         layout=checkpoint.layout,
