@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_sslrobust.results import SCHEMA_VERSION, ContractResult
+from pytest_sslrobust.results import READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION, ContractResult
 from pytest_sslrobust.results import environment as current_environment
 
 __all__ = [
@@ -26,7 +26,9 @@ __all__ = [
     "Tolerance",
     "compare",
     "load_baseline",
+    "parse_model_mapping",
     "parse_tolerances",
+    "resolve_models",
     "save_baseline",
 ]
 
@@ -45,6 +47,8 @@ KNOWN_DIRECTIONS: dict[str, str] = {
     "balanced_accuracy": "higher",
     "neighbour_consistency": "higher",
     "robust_accuracy": "higher",
+    "focus_shift": "lower",
+    "foreground_focus": "higher",
 }
 
 # Protocol fields expected to differ between the baseline's model and the candidate: a new
@@ -172,7 +176,7 @@ def load_baseline(path: str | os.PathLike[str]) -> Baseline:
             f"{hint}; write one with {regenerate}"
         )
     version = document.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_SCHEMA_VERSIONS:
         raise BaselineError(
             f"baseline {path} was written with schema version {version}; this "
             f"pytest-sslrobust writes version {SCHEMA_VERSION}: regenerate it with {regenerate}"
@@ -323,6 +327,8 @@ class Comparison:
     """The rows of a comparison, in key order, and what they mean for the gate."""
 
     rows: tuple[ComparisonRow, ...]
+    missing_fails: bool = True
+    notes: tuple[str, ...] = ()
 
     def with_status(self, status: str) -> list[ComparisonRow]:
         return [row for row in self.rows if row.status == status]
@@ -340,9 +346,14 @@ class Comparison:
         return self.with_status("improved")
 
     @property
+    def missing(self) -> list[ComparisonRow]:
+        return self.with_status("missing")
+
+    @property
     def failed(self) -> bool:
-        """Regressions fail the gate; so do refused pairs, which could not be compared."""
-        return bool(self.regressions or self.refused)
+        """Regressions fail the gate; so do refused pairs, which could not be compared, and
+        (unless ``missing_fails`` is false) baseline results this run did not produce."""
+        return bool(self.regressions or self.refused or (self.missing_fails and self.missing))
 
     def summary(self) -> str:
         """``1 regression, 3 unchanged, ...`` in table order."""
@@ -518,12 +529,102 @@ def _compare_pair(
     return ComparisonRow(**common, allowed=allowed, status="worse", note=note)
 
 
+def parse_model_mapping(text: str) -> tuple[tuple[str, str | None], ...]:
+    """Parse ``BASELINE`` or ``BASELINE=MODEL[,BASELINE=MODEL...]`` (model ids of test ids).
+
+    A lone ``BASELINE`` (no ``=``) names the baseline's model that the run's only model is
+    compared with; it is returned as ``(BASELINE, None)``. Raises ``ValueError`` saying what
+    to write instead.
+    """
+    pairs: list[tuple[str, str | None]] = []
+    entries = [part.strip() for part in text.split(",")]
+    if not text.strip() or any(not entry for entry in entries):
+        raise ValueError("expected BASELINE or BASELINE=MODEL[,BASELINE=MODEL...], no empty entry")
+    for entry in entries:
+        old, equals, new = (part.strip() for part in entry.partition("="))
+        if not old or (equals and not new):
+            raise ValueError(f"{entry!r} is not BASELINE=MODEL (model ids as in test ids)")
+        if not equals and len(entries) > 1:
+            raise ValueError(
+                f"{entry!r} has no =MODEL: with several entries each must be BASELINE=MODEL"
+            )
+        pairs.append((old, new if equals else None))
+    for index, name in ((0, "baseline model"), (1, "model")):
+        names = [pair[index] for pair in pairs if pair[index] is not None]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"{name} {', '.join(map(str, repeated))} mapped more than once")
+    return tuple(pairs)
+
+
+def _model_ids(results: Sequence[ContractResult]) -> list[str]:
+    return sorted({r.model_id for r in results if r.model_id is not None})
+
+
+def resolve_models(
+    baseline_ids: Sequence[str],
+    current_ids: Sequence[str],
+    mapping: Sequence[tuple[str, str | None]] | None = None,
+) -> dict[str, str]:
+    """Which model of this run each baseline model is compared with, by model id.
+
+    Without ``mapping``: a model id present in both is compared with itself, and when the
+    baseline and the run each hold exactly one model, those two are compared whatever
+    their names (a release baseline against a candidate). Raises ``BaselineError`` for a
+    mapping that names a model neither side has.
+    """
+    if mapping is None:
+        if len(baseline_ids) == 1 and len(current_ids) == 1:
+            return {baseline_ids[0]: current_ids[0]}
+        return {name: name for name in baseline_ids if name in current_ids}
+    resolved: dict[str, str] = {}
+    for old, new in mapping:
+        if new is None:
+            if len(current_ids) != 1:
+                raise BaselineError(
+                    f"--sslrobust-compare-models={old} needs exactly one model under test, but "
+                    f"this run has {len(current_ids)} ({', '.join(current_ids) or 'none'}): "
+                    "write BASELINE=MODEL pairs"
+                )
+            new = current_ids[0]
+        if old not in baseline_ids:
+            raise BaselineError(
+                f"--sslrobust-compare-models: the baseline has no results of model {old!r}; "
+                f"it has {', '.join(baseline_ids) or 'none'}"
+            )
+        if new not in current_ids:
+            raise BaselineError(
+                f"--sslrobust-compare-models: this run has no results of model {new!r}; it "
+                f"has {', '.join(current_ids) or 'none'}"
+            )
+        resolved[old] = new
+    return resolved
+
+
+def _match_key(result: ContractResult, model: str | None) -> tuple[str, str | None]:
+    """What a result is matched on: its measurement and the run's model that made it."""
+    if model is None or result.measure is None:
+        return (result.key, None)
+    return (result.measured_key, model)
+
+
 def compare(
     current: Sequence[ContractResult],
     baseline: Baseline,
     tolerances: Mapping[str, Tolerance] | None = None,
+    *,
+    models: Sequence[tuple[str, str | None]] | None = None,
+    missing_fails: bool = True,
 ) -> Comparison:
-    """Compare this run's results with a baseline, matching them by key.
+    """Compare this run's results with a baseline, matching them by what was measured.
+
+    A result is matched on its test without the model's id, its label, and the model:
+    each baseline model is paired with a model of this run by :func:`resolve_models`
+    (``models``, else the same id, else the only model of each side), so a candidate's
+    ``test_x[candidate]`` is compared with the release's ``test_x[release-1.4]``. Results of
+    tests not parametrized by the backbone, and results of version 1 baselines (which do
+    not record the model's id), are matched by their key. A baseline result this run did
+    not produce is ``missing``, which fails the gate unless ``missing_fails`` is false.
 
     Each pair is first checked for the same protocol: every field present in both results'
     ``protocol`` must be equal, except :data:`IGNORED_PROTOCOL_KEYS`; otherwise the pair is
@@ -536,14 +637,22 @@ def compare(
     default); without a tolerance it is reported as ``worse`` and never fails. When the
     current result carries a bootstrap ``interval`` (``low``/``high``), the worsening is
     measured from the interval end most favourable to the current run, so a difference
-    within the run's own noise is not a regression. That interval comes from the current
-    run's paired bootstrap over its images: when both runs evaluated the same images (equal
-    ``ids_digest`` in the protocol, which the protocol check enforces when both record it)
-    this is the paired comparison; otherwise it errs in the run's favour.
+    within the run's own noise is not a regression. That interval is the current run's
+    own, over its images; it errs in the run's favour.
 
     Two current results with one key are refused (which of them would be compared?).
     """
     tolerances = tolerances or {}
+    old_results = list(baseline.results.values())
+    pairing = resolve_models(_model_ids(old_results), _model_ids(list(current)), models)
+    old_by_match: dict[tuple[str, str | None], ContractResult] = {}
+    unmapped: list[ContractResult] = []
+    for old in old_results:
+        if old.model_id is not None and old.measure is not None and old.model_id not in pairing:
+            unmapped.append(old)
+            continue
+        target = pairing.get(old.model_id) if old.model_id is not None else None
+        old_by_match[_match_key(old, target)] = old
     rows: dict[str, ComparisonRow] = {}
     seen: dict[str, ContractResult] = {}
     duplicated: set[str] = set()
@@ -551,8 +660,11 @@ def compare(
         if result.key in seen:
             duplicated.add(result.key)
         seen[result.key] = result
+    matched: set[str] = set()
     for key, result in seen.items():
-        old = baseline.results.get(key)
+        old = old_by_match.get(_match_key(result, result.model_id))
+        if old is not None:
+            matched.add(old.key)
         if key in duplicated:
             rows[key] = ComparisonRow(
                 key,
@@ -570,10 +682,33 @@ def compare(
                 key, result.metric, None, result.value, None, None, "new", "not in the baseline"
             )
         else:
-            rows[key] = _compare_pair(old, result, tolerances)
-    for key, old in baseline.results.items():
-        if key not in rows:
-            rows[key] = ComparisonRow(
-                key, old.metric, old.value, None, None, None, "missing", "not run this time"
+            row = _compare_pair(old, result, tolerances)
+            if old.key != key:
+                row = dataclasses.replace(
+                    row, note="; ".join(filter(None, [row.note, f"baseline: {old.key}"]))
+                )
+            rows[key] = row
+    unmapped_keys = {old.key for old in unmapped}
+    for old in old_results:
+        if old.key in matched:
+            continue
+        note = "not run this time"
+        if old.key in unmapped_keys:
+            note = (
+                f"baseline model {old.model_id} is compared with no model of this run "
+                f"(--sslrobust-compare-models={old.model_id}=MODEL)"
             )
-    return Comparison(rows=tuple(rows[key] for key in sorted(rows)))
+        # Keyed apart from this run's rows: under a mapping, the key may be one of theirs.
+        rows[f"{old.key}\0baseline"] = ComparisonRow(
+            old.key, old.metric, old.value, None, None, None, "missing", note
+        )
+    notes: tuple[str, ...] = ()
+    if baseline.schema_version < 2:
+        notes = (
+            f"baseline {baseline.path} has schema version {baseline.schema_version}: results "
+            "are matched by test id, model ids included; regenerate it with --sslrobust-save "
+            "to match them by what was measured",
+        )
+    return Comparison(
+        rows=tuple(rows[key] for key in sorted(rows)), missing_fails=missing_fails, notes=notes
+    )

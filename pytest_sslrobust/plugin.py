@@ -267,16 +267,31 @@ def _write_outputs(session: pytest.Session, settings: Settings, collector: Resul
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
             return
         tolerances = parse_tolerances(settings.compare_fail) if settings.compare_fail else None
-        comparison = compare(collector.results, baseline, tolerances)
+        try:
+            comparison = compare(
+                collector.results,
+                baseline,
+                tolerances,
+                models=settings.compare_models,
+                missing_fails=settings.compare_missing == "fail",
+            )
+        except BaselineError as exc:
+            collector.comparison_lines = [str(exc)]
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            return
         collector.comparison = {
             "baseline": str(settings.compare),
             "rows": [dataclasses.asdict(row) for row in comparison.rows],
         }
-        lines = [f"compared with {settings.compare}"] + comparison.lines()
+        lines = [f"compared with {settings.compare}: {comparison.summary()}"]
+        lines += [*comparison.notes, *comparison.lines()]
         if settings.compare_fail and comparison.failed:
+            missing = len(comparison.missing) if comparison.missing_fails else 0
             lines.append(
                 f"sslrobust gate FAILED: {len(comparison.regressions)} regression(s) beyond "
-                f"{settings.compare_fail}, {len(comparison.refused)} comparison(s) refused"
+                f"{settings.compare_fail}, {len(comparison.refused)} comparison(s) refused, "
+                f"{missing} baseline result(s) missing (--sslrobust-compare-missing=warn "
+                "to only list those)"
             )
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         collector.comparison_lines = lines

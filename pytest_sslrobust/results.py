@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Baselines of these versions are still read (version 1 results carry no model_id/measure).
+READABLE_SCHEMA_VERSIONS = (1, 2)
 PROPERTY = "sslrobust"
 BETTER = ("lower", "higher", "none")
 
@@ -43,7 +45,9 @@ class ContractResult:
 
     ``better`` says which direction is an improvement (``lower`` for mCE, ``higher`` for
     accuracy); ``decided_on`` is ``"value"`` or ``"interval"`` (the bootstrap bound that
-    the decision used). ``label`` tells several results of one test apart.
+    the decision used). ``label`` tells several results of one test apart. ``model_id`` is
+    the id the test was parametrized with (``release-1.4`` in ``test_x[release-1.4]``) and
+    ``measure`` the test id without it: what was measured, whichever model measured it.
     """
 
     test: str
@@ -61,6 +65,8 @@ class ContractResult:
     model: str | None = None
     protocol: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     details: Sequence[Mapping[str, Any]] = ()
+    model_id: str | None = None
+    measure: str | None = None
 
     def __post_init__(self) -> None:
         if self.better not in BETTER:
@@ -70,6 +76,11 @@ class ContractResult:
     def key(self) -> str:
         """What identifies the result across runs: the test id and the label."""
         return f"{self.test}::{self.label}"
+
+    @property
+    def measured_key(self) -> str:
+        """The key without the model's id: matches one measurement across two models."""
+        return f"{self.measure or self.test}::{self.label}"
 
     def bounds_text(self) -> str:
         if self.low is not None and self.high is not None:
@@ -104,8 +115,27 @@ def record(result: ContractResult) -> ContractResult:
             backbone = getattr(item, "funcargs", {}).get("sslrobust_backbone")
             if backbone is not None:
                 result = dataclasses.replace(result, model=backbone.name)
+        result = dataclasses.replace(result, **_measured(item))
         item.user_properties.append((PROPERTY, json.dumps(result.to_dict(), sort_keys=True)))
     return result
+
+
+def _measured(item: Any) -> dict[str, str | None]:
+    """``model_id`` and ``measure`` of a test parametrized by ``sslrobust_backbone``."""
+    callspec = getattr(item, "callspec", None)
+    params = getattr(callspec, "params", {})
+    if "sslrobust_backbone" not in params:
+        return {}
+    from pytest_sslrobust.backbones.registry import model_id
+
+    ident = model_id(params["sslrobust_backbone"])
+    # pytest joins one id per parametrized argument with "-"; drop the backbone's own.
+    ids = list(getattr(callspec, "_idlist", ()))
+    if ident not in ids:
+        return {"model_id": ident}
+    ids.remove(ident)
+    base = item.nodeid.split("[", 1)[0]
+    return {"model_id": ident, "measure": f"{base}[{'-'.join(ids)}]" if ids else base}
 
 
 def record_artifact(

@@ -154,6 +154,27 @@ def parse_compare_fail(value: str) -> str:
     return value.strip()
 
 
+def parse_compare_models(value: str) -> tuple[tuple[str, str | None], ...]:
+    """Check a model mapping such as ``release-1.4`` or ``release-1.4=candidate,a=b``."""
+    from pytest_sslrobust.baselines import parse_model_mapping
+
+    try:
+        return parse_model_mapping(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"Could not parse --sslrobust-compare-models {value!r}: {exc}"
+        ) from None
+
+
+def parse_compare_missing(value: str) -> str:
+    text = value.strip().lower()
+    if text not in ("fail", "warn"):
+        raise argparse.ArgumentTypeError(
+            f"Could not parse --sslrobust-compare-missing {value!r}: expected fail or warn"
+        )
+    return text
+
+
 def parse_path(value: str) -> Path:
     return Path(value).expanduser()
 
@@ -336,6 +357,23 @@ OPTIONS: tuple[Option, ...] = (
         "with --sslrobust-compare: fail the session on regressions beyond these tolerances, "
         "e.g. mce:+1.0,cka:-0.02,accuracy:-1%% (sign = direction of worsening; * = any metric)",
     ),
+    Option(
+        "compare_models",
+        parse_compare_models,
+        None,
+        "BASELINE[=MODEL,...]",
+        "with --sslrobust-compare: which baseline model (its id in the baseline's test ids) "
+        "each model under test is compared with: BASELINE with one model under test, "
+        "BASELINE=MODEL pairs for several (default: the same id, else the only model of each)",
+    ),
+    Option(
+        "compare_missing",
+        parse_compare_missing,
+        "fail",
+        "fail|warn",
+        "with --sslrobust-compare-fail: a baseline result this run did not produce fails the "
+        "gate (fail) or is only listed (warn) (default: fail)",
+    ),
     Option("cache_clear", None, False, None, "remove all cached features before the run"),
     Option("no_cache", None, False, None, "neither read nor write the disk cache for this run"),
 )
@@ -364,6 +402,8 @@ class Settings:
     save: Path | None = None
     compare: Path | None = None
     compare_fail: str | None = None
+    compare_models: tuple[tuple[str, str | None], ...] | None = None
+    compare_missing: str = "fail"
     cache_clear: bool = False
     no_cache: bool = False
 
@@ -427,6 +467,11 @@ class Settings:
         if self.compare_fail and not self.compare:
             raise pytest.UsageError(
                 "--sslrobust-compare-fail needs --sslrobust-compare=PATH (the baseline to "
+                "compare with)"
+            )
+        if self.compare_models and not self.compare:
+            raise pytest.UsageError(
+                "--sslrobust-compare-models needs --sslrobust-compare=PATH (the baseline to "
                 "compare with)"
             )
         if self.cache_clear and self.no_cache:

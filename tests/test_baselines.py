@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -337,7 +338,100 @@ def test_new_and_missing() -> None:
         gone.key: ("missing", 2.0, None),
         fresh.key: ("new", None, 3.0),
     }
-    assert not comparison.failed
+    # A baseline result the run did not produce fails the gate (syrupy's unused snapshots)...
+    assert comparison.failed and [row.key for row in comparison.missing] == [gone.key]
+    # ...unless missing results are only to be listed.
+    assert not compare([kept, fresh], baseline_of(kept, gone), missing_fails=False).failed
+    assert not compare([kept, gone], baseline_of(kept, gone)).failed
+
+
+def measured(value: float, model: str, *, metric: str = "accuracy", params: str = "") -> Any:
+    """A result as record() makes it for a test parametrized by the backbone ``model``."""
+    base = "tests/test_x.py::test_acc"
+    ids = "-".join(filter(None, [model, params]))
+    return dataclasses.replace(
+        result(value, metric=metric, test=f"{base}[{ids}]"),
+        model_id=model,
+        measure=f"{base}[{params}]" if params else base,
+    )
+
+
+def test_results_of_two_models_are_matched_by_what_was_measured() -> None:
+    old = [measured(0.9, "release-1.4"), measured(0.8, "release-1.4", params="fog-s3")]
+    now = [measured(0.7, "candidate"), measured(0.8, "candidate", params="fog-s3")]
+    comparison = compare(now, baseline_of(*old), parse_tolerances("accuracy:-0.01"))
+    rows = {row.key: row for row in comparison.rows}
+    assert sorted(rows) == sorted(r.key for r in now)  # nothing new, nothing missing
+    regressed = rows[now[0].key]
+    assert (regressed.status, regressed.baseline_value, regressed.value) == ("regression", 0.9, 0.7)
+    assert f"baseline: {old[0].key}" in regressed.note
+    assert rows[now[1].key].status == "unchanged"
+    assert comparison.failed
+
+
+def test_several_models_need_a_mapping_unless_ids_agree() -> None:
+    old = [measured(0.9, "a"), measured(0.9, "b")]
+    now = [measured(0.9, "a"), measured(0.5, "c")]
+    comparison = compare(now, baseline_of(*old))
+    statuses = {row.key: row.status for row in comparison.rows}
+    assert statuses == {now[0].key: "unchanged", now[1].key: "new", old[1].key: "missing"}
+    note = next(row.note for row in comparison.rows if row.status == "missing")
+    assert "--sslrobust-compare-models=b=MODEL" in note
+    mapped = compare(
+        now, baseline_of(*old), parse_tolerances("accuracy:-0.1"), models=(("b", "c"),)
+    )
+    # Only b is compared (with c): a of this run is new, a of the baseline missing.
+    statuses = sorted((row.status, row.key) for row in mapped.rows)
+    assert statuses == [("missing", old[0].key), ("new", now[0].key), ("regression", now[1].key)]
+    # Naming a model neither side has is an error, not an empty comparison.
+    with pytest.raises(BaselineError, match="the baseline has no results of model 'x'"):
+        compare(now, baseline_of(*old), models=(("x", "a"),))
+    with pytest.raises(BaselineError, match="needs exactly one model under test"):
+        compare(now, baseline_of(*old), models=(("a", None),))
+
+
+def test_lone_baseline_model_mapping() -> None:
+    old = [measured(0.9, "a"), measured(0.6, "b")]
+    comparison = compare([measured(0.9, "new")], baseline_of(*old), models=(("b", None),))
+    row = next(row for row in comparison.rows if row.value is not None)
+    assert (row.status, row.baseline_value) == ("improved", 0.6)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("release-1.4", (("release-1.4", None),)),
+        (" a=b , c=d", (("a", "b"), ("c", "d"))),
+    ],
+)
+def test_parse_model_mapping(text: str, expected: Any) -> None:
+    assert baselines.parse_model_mapping(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "no empty entry"),
+        ("a=", "is not BASELINE=MODEL"),
+        ("a,b=c", "each must be BASELINE=MODEL"),
+        ("a=b,a=c", "baseline model a mapped more than once"),
+        ("a=c,b=c", "model c mapped more than once"),
+    ],
+)
+def test_bad_model_mappings(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        baselines.parse_model_mapping(text)
+
+
+def test_version_1_baselines_still_compare_by_key(tmp_path: Path) -> None:
+    path = tmp_path / "b.json"
+    save_baseline(path, [result(42.0)], environment=ENV)
+    document = json.loads(path.read_text())
+    document["schema_version"] = 1
+    path.write_text(json.dumps(document))
+    comparison = compare([result(41.0)], load_baseline(path))
+    assert [row.status for row in comparison.rows] == ["improved"]
+    assert "schema version 1: results are matched by test id" in comparison.notes[0]
 
 
 def test_protocol_mismatch_is_refused_naming_each_field() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -55,7 +56,7 @@ def test_summary_table_json_and_junit(pytester: pytest.Pytester):
         ]
     )
     document = json.loads((pytester.path / "out" / "results.json").read_text())
-    assert document["schema_version"] == 1 and "torch" in document["environment"]["versions"]
+    assert document["schema_version"] == 2 and "torch" in document["environment"]["versions"]
     by_label = {r["label"]: r for r in document["results"]}
     assert by_label["near"]["metric"] == "cka" and by_label["near"]["passed"] is True
     assert by_label["accuracy"]["passed"] is False and by_label["accuracy"]["value"] == 0.4
@@ -159,3 +160,40 @@ def test_bad_baseline_file_is_explained(pytester: pytest.Pytester):
     result = pytester.runpytest_subprocess("--sslrobust-compare", str(pytester.path / "old.json"))
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*schema version 0*regenerate*--sslrobust-save*"])
+
+
+def test_missing_baseline_results_fail_the_gate_unless_warned(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
+    baseline = pytester.path / "baseline.json"
+    _project(pytester, 0.9)
+    pytester.runpytest_subprocess(f"--sslrobust-save={baseline}").assert_outcomes(passed=2)
+    gate = ["--sslrobust-compare", str(baseline), "--sslrobust-compare-fail=accuracy:-5%"]
+    result = pytester.runpytest_subprocess(*gate, "-k", "accuracy")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "*: 1 missing, 1 unchanged",
+            "missing*test_similar::near*not run this time",
+            "*0 regression(s)*, 1 baseline result(s) missing*",
+        ]
+    )
+    warned = pytester.runpytest_subprocess(
+        *gate, "-k", "accuracy", "--sslrobust-compare-missing=warn"
+    )
+    assert warned.ret == pytest.ExitCode.OK
+    warned.stdout.fnmatch_lines(["missing*test_similar::near*"])
+
+
+def test_compare_models_needs_compare_and_a_valid_mapping(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest_subprocess("--sslrobust-compare-models=a=b")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--sslrobust-compare-models needs --sslrobust-compare" in result.stderr.str()
+    bad = pytester.runpytest_subprocess("--sslrobust-compare-models=a,b=c")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    assert "Could not parse --sslrobust-compare-models 'a,b=c'" in bad.stderr.str()
