@@ -359,6 +359,7 @@ def _conclude(
     summary: str | None = None,
     protocol: Mapping[str, Any] | None = None,
     details: Sequence[Mapping[str, Any]] = (),
+    outcomes: Mapping[str, Any] | None = None,
 ) -> ContractResult:
     """Decide, record, and raise the explained AssertionError on failure."""
     __tracebackhide__ = True
@@ -384,6 +385,7 @@ def _conclude(
         model=None if backbone is None else str(backbone),
         protocol=recorded,
         details=tuple(details),
+        outcomes=outcomes,
     )
     record(result)
     if passed:
@@ -408,6 +410,13 @@ def _conclude(
         head = f"[{label}] {head}"
     message = [head, *_table([*table, *rows]), *(f"  {line}" for line in [*lines, *notes])]
     raise AssertionError("\n".join(message))
+
+
+def _correct_outcomes(correct: np.ndarray) -> dict[str, Any]:
+    """Per-image correctness as a baseline stores it, for paired comparisons."""
+    from pytest_sslrobust.paired import pack_outcomes
+
+    return {"correct": pack_outcomes(np.asarray(correct, np.bool_)), "n": int(correct.shape[0])}
 
 
 def _class_rows(
@@ -829,6 +838,7 @@ def assert_accuracy_above(
     rows, details = _class_rows(truth, correct, 4)
     return _conclude(
         "assert_accuracy_above",
+        outcomes=_correct_outcomes(correct),
         metric="accuracy",
         shown="accuracy",
         value=value,

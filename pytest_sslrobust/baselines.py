@@ -320,6 +320,10 @@ class ComparisonRow:
     status: str
     note: str = ""
     better: str = "none"
+    paired: bool = False
+    p_value: float | None = None
+    lost: int | None = None
+    gained: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -449,10 +453,63 @@ def _same(same: bool) -> str:
     return "unchanged" if same else "changed"
 
 
+def _paired_counts(
+    baseline: ContractResult, current: ContractResult
+) -> tuple[int, int, int] | None:
+    """``(lost, gained, n)`` when both results carry per-image correctness of the same images."""
+    from pytest_sslrobust.paired import unpack_outcomes
+
+    old, new = baseline.outcomes, current.outcomes
+    if not isinstance(old, Mapping) or not isinstance(new, Mapping):
+        return None
+    digest = baseline.protocol.get("ids_digest")
+    if digest is None or digest != current.protocol.get("ids_digest"):
+        return None  # no proof that the images are the same ones, in the same order
+    try:
+        n = int(old["n"])
+        if n != int(new["n"]) or n < 1:
+            return None
+        before = unpack_outcomes(str(old["correct"]), (n,))
+        after = unpack_outcomes(str(new["correct"]), (n,))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return int((before & ~after).sum()), int((~before & after).sum()), n
+
+
+def _paired_row(
+    common: dict[str, Any],
+    worsening: float,
+    allowed: float | None,
+    counts: tuple[int, int, int],
+    seed: int,
+) -> ComparisonRow:
+    """A paired accuracy row; ``compare`` turns its provisional regression into a decision."""
+    from pytest_sslrobust.paired import paired_worsening_p
+
+    lost, gained, n = counts
+    note = f"paired: {lost} of {n} images became wrong, {gained} right"
+    fields = {**common, "allowed": allowed, "paired": True, "lost": lost, "gained": gained}
+    if allowed is None:
+        status = "improved" if worsening < 0 else "unchanged" if worsening == 0 else "worse"
+        return ComparisonRow(**fields, status=status, note=note)
+    p = paired_worsening_p(lost, gained, n, allowed, seed=seed)
+    status = (
+        "improved"
+        if worsening < 0
+        else "unchanged"
+        if worsening == 0
+        else "regression"
+        if _beyond(worsening, allowed)
+        else "worse"
+    )
+    return ComparisonRow(**fields, status=status, note=f"{note}; p={p:.3g}", p_value=p)
+
+
 def _compare_pair(
     baseline: ContractResult,
     current: ContractResult,
     tolerances: Mapping[str, Tolerance],
+    seed: int = 0,
 ) -> ComparisonRow:
     tolerance = tolerances.get(current.metric, tolerances.get("*"))
     direction = next(
@@ -508,6 +565,9 @@ def _compare_pair(
     if direction == "none":
         return ComparisonRow(**common, allowed=allowed, status=_same(delta == 0))
     worsening = delta if direction == "lower" else -delta
+    counts = _paired_counts(baseline, current) if direction == "higher" else None
+    if counts is not None:
+        return _paired_row(common, worsening, allowed, counts, seed)
     if worsening < 0:
         return ComparisonRow(**common, allowed=allowed, status="improved")
     if worsening == 0:
@@ -615,6 +675,8 @@ def compare(
     *,
     models: Sequence[tuple[str, str | None]] | None = None,
     missing_fails: bool = True,
+    confidence: float = 0.95,
+    seed: int = 0,
 ) -> Comparison:
     """Compare this run's results with a baseline, matching them by what was measured.
 
@@ -639,6 +701,13 @@ def compare(
     measured from the interval end most favourable to the current run, so a difference
     within the run's own noise is not a regression. That interval is the current run's
     own, over its images; it errs in the run's favour.
+
+    When both results carry per-image correctness (``outcomes``) of the same images (equal
+    ``ids_digest``), the pair is decided paired instead: the p-value of a worsening beyond
+    the tolerance (exact McNemar at tolerance 0, else a paired bootstrap of the difference
+    seeded by ``seed``), and a worsening beyond the tolerance is a ``regression`` only when
+    it stays significant at ``confidence`` after Holm's correction across every paired row
+    of the comparison; otherwise ``worse``, saying why.
 
     Two current results with one key are refused (which of them would be compared?).
     """
@@ -682,7 +751,7 @@ def compare(
                 key, result.metric, None, result.value, None, None, "new", "not in the baseline"
             )
         else:
-            row = _compare_pair(old, result, tolerances)
+            row = _compare_pair(old, result, tolerances, seed)
             if old.key != key:
                 row = dataclasses.replace(
                     row, note="; ".join(filter(None, [row.note, f"baseline: {old.key}"]))
@@ -702,6 +771,7 @@ def compare(
         rows[f"{old.key}\0baseline"] = ComparisonRow(
             old.key, old.metric, old.value, None, None, None, "missing", note
         )
+    rows = _holm_decisions(rows, confidence)
     notes: tuple[str, ...] = ()
     if baseline.schema_version < 2:
         notes = (
@@ -712,3 +782,26 @@ def compare(
     return Comparison(
         rows=tuple(rows[key] for key in sorted(rows)), missing_fails=missing_fails, notes=notes
     )
+
+
+def _holm_decisions(rows: dict[str, ComparisonRow], confidence: float) -> dict[str, ComparisonRow]:
+    """Paired regressions kept only when significant after Holm across the paired rows."""
+    from pytest_sslrobust.paired import holm
+
+    tested = [key for key, row in rows.items() if row.p_value is not None]
+    if not tested:
+        return rows
+    rejected = holm([rows[key].p_value for key in tested], 1.0 - confidence)  # type: ignore[misc]
+    decided = dict(rows)
+    level = f"{100 * confidence:g}%"
+    for key, significant in zip(tested, rejected, strict=True):
+        row = rows[key]
+        if row.status != "regression":
+            continue
+        if significant:
+            note = f"{row.note}, significant at {level} (Holm over {len(tested)})"
+            decided[key] = dataclasses.replace(row, note=note)
+        else:
+            note = f"{row.note}, not significant at {level} (Holm over {len(tested)})"
+            decided[key] = dataclasses.replace(row, status="worse", note=note)
+    return decided

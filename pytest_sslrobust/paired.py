@@ -9,7 +9,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["McNemar", "holm", "mcnemar_worse", "pack_outcomes", "unpack_outcomes"]
+__all__ = [
+    "McNemar",
+    "holm",
+    "mcnemar_worse",
+    "pack_outcomes",
+    "paired_worsening_p",
+    "unpack_outcomes",
+]
+
+RESAMPLES = 9999
 
 
 def pack_outcomes(outcomes: np.ndarray) -> str:
@@ -88,6 +97,23 @@ def _binomial_tail(k: int, n: int) -> float:
     from scipy.stats import binom
 
     return float(binom.sf(k - 1, n, 0.5))
+
+
+def paired_worsening_p(lost: int, gained: int, n: int, allowed: float, *, seed: int = 0) -> float:
+    """p-value of "the accuracy fell by more than ``allowed``" from the discordant counts.
+
+    At ``allowed`` 0 the exact McNemar tail; otherwise a paired bootstrap of the difference:
+    resampling n images with replacement draws (lost, gained, rest) counts from a
+    multinomial, so the bootstrap is exact and cheap; ``p`` is the share of resamples
+    whose worsening ``(lost - gained) / n`` is within ``allowed`` (with the usual +1).
+    """
+    if allowed <= 0.0:
+        return _binomial_tail(lost, lost + gained)
+    rng = np.random.default_rng(seed)
+    shares = [lost / n, gained / n, max(0.0, 1.0 - (lost + gained) / n)]
+    draws = rng.multinomial(n, shares, size=RESAMPLES)
+    worsening = (draws[:, 0] - draws[:, 1]) / n
+    return float((1 + np.count_nonzero(worsening <= allowed)) / (RESAMPLES + 1))
 
 
 def holm(pvalues: Sequence[float], alpha: float) -> list[bool]:

@@ -274,6 +274,8 @@ def _write_outputs(session: pytest.Session, settings: Settings, collector: Resul
                 tolerances,
                 models=settings.compare_models,
                 missing_fails=settings.compare_missing == "fail",
+                confidence=settings.compare_confidence,
+                seed=settings.seed,
             )
         except BaselineError as exc:
             collector.comparison_lines = [str(exc)]

@@ -48,6 +48,8 @@ class ContractResult:
     the decision used). ``label`` tells several results of one test apart. ``model_id`` is
     the id the test was parametrized with (``release-1.4`` in ``test_x[release-1.4]``) and
     ``measure`` the test id without it: what was measured, whichever model measured it.
+    ``outcomes`` holds per-image outcomes for paired comparisons: ``{"correct": packed, "n":
+    n}`` (``pytest_sslrobust.paired.pack_outcomes``) for a single accuracy.
     """
 
     test: str
@@ -67,6 +69,7 @@ class ContractResult:
     details: Sequence[Mapping[str, Any]] = ()
     model_id: str | None = None
     measure: str | None = None
+    outcomes: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.better not in BETTER:

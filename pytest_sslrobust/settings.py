@@ -166,6 +166,19 @@ def parse_compare_models(value: str) -> tuple[tuple[str, str | None], ...]:
         ) from None
 
 
+def parse_compare_confidence(value: str) -> float:
+    try:
+        level = float(str(value).strip())
+    except ValueError:
+        level = -1.0
+    if not 0.0 < level < 1.0:
+        raise argparse.ArgumentTypeError(
+            f"Could not parse --sslrobust-compare-confidence {value!r}: expected a number "
+            "between 0 and 1, e.g. 0.95"
+        )
+    return level
+
+
 def parse_compare_missing(value: str) -> str:
     text = value.strip().lower()
     if text not in ("fail", "warn"):
@@ -367,6 +380,15 @@ OPTIONS: tuple[Option, ...] = (
         "BASELINE=MODEL pairs for several (default: the same id, else the only model of each)",
     ),
     Option(
+        "compare_confidence",
+        parse_compare_confidence,
+        0.95,
+        "LEVEL",
+        "with --sslrobust-compare-fail: confidence of paired decisions; a paired row fails "
+        "only when its worsening beyond the tolerance is significant after Holm's correction "
+        "across the session's paired rows (default: 0.95)",
+    ),
+    Option(
         "compare_missing",
         parse_compare_missing,
         "fail",
@@ -403,6 +425,7 @@ class Settings:
     compare: Path | None = None
     compare_fail: str | None = None
     compare_models: tuple[tuple[str, str | None], ...] | None = None
+    compare_confidence: float = 0.95
     compare_missing: str = "fail"
     cache_clear: bool = False
     no_cache: bool = False

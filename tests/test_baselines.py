@@ -562,3 +562,96 @@ def test_lines_truncate_long_keys_and_show_allowed_with_its_sign() -> None:
 def test_module_imports_no_torch() -> None:
     source = Path(baselines.__file__).read_text()
     assert "import torch" not in source
+
+
+# --- paired decisions --------------------------------------------------------------------
+
+
+def with_outcomes(correct: Any, *, digest: str | None = "abc", label: str = "accuracy") -> Any:
+    import numpy as np
+
+    from pytest_sslrobust.paired import pack_outcomes
+
+    values = np.asarray(correct, dtype=bool)
+    protocol = (
+        {**PROTOCOL, "ids_digest": digest}
+        if digest
+        else {k: v for k, v in PROTOCOL.items() if k != "ids_digest"}
+    )
+    return dataclasses.replace(
+        result(float(values.mean()), metric="accuracy", label=label, protocol=protocol),
+        outcomes={"correct": pack_outcomes(values), "n": int(values.size)},
+    )
+
+
+def flipped(base: Any, lost: int, gained: int) -> Any:
+    import numpy as np
+
+    now = np.array(base, dtype=bool)
+    now[np.flatnonzero(now)[:lost]] = False
+    now[np.flatnonzero(~np.array(base, dtype=bool))[:gained]] = True
+    return now
+
+
+BASE = [True] * 800 + [False] * 200
+
+
+def test_a_paired_drop_beyond_noise_is_a_regression() -> None:
+    row = only_row(with_outcomes(flipped(BASE, 30, 0)), with_outcomes(BASE), "accuracy:-0.0")
+    assert (row.status, row.paired, row.lost, row.gained) == ("regression", True, 30, 0)
+    assert row.p_value == pytest.approx(0.5**30)
+    assert "paired: 30 of 1000 images became wrong, 0 right" in row.note
+    assert "significant at 95% (Holm over 1)" in row.note
+
+
+def test_a_paired_drop_within_noise_is_only_worse() -> None:
+    # 3 lost, 1 gained: the value is worse, but p = P(X >= 3 | 4) = 5/16.
+    row = only_row(with_outcomes(flipped(BASE, 3, 1)), with_outcomes(BASE), "accuracy:-0.0")
+    assert row.status == "worse" and row.p_value == pytest.approx(5 / 16)
+    assert "not significant at 95%" in row.note
+
+
+def test_tolerance_keeps_its_meaning_under_pairing() -> None:
+    # 30 lost of 1000 is a 3-point drop: beyond a 1-point tolerance, and significantly so.
+    beyond = only_row(with_outcomes(flipped(BASE, 30, 0)), with_outcomes(BASE), "accuracy:-0.01")
+    assert beyond.status == "regression" and beyond.p_value < 0.001
+    within = only_row(with_outcomes(flipped(BASE, 30, 0)), with_outcomes(BASE), "accuracy:-0.05")
+    assert within.status == "worse" and within.p_value is not None and within.p_value > 0.99
+
+
+def test_holm_keeps_many_small_effects_from_failing_the_session() -> None:
+    # Each row alone: 8 lost, 0 gained, p = 2**-8 = 0.0039 < 0.05; over 20 rows Holm asks
+    # for 0.05 / 20 = 0.0025, so none is significant.
+    old = [with_outcomes(BASE, label=f"cell{i}") for i in range(20)]
+    now = [with_outcomes(flipped(BASE, 8, 0), label=f"cell{i}") for i in range(20)]
+    comparison = compare(now, baseline_of(*old), parse_tolerances("accuracy:-0.0"))
+    assert {row.status for row in comparison.rows} == {"worse"}
+    alone = compare(now[:1], baseline_of(old[0]), parse_tolerances("accuracy:-0.0"))
+    assert alone.rows[0].status == "regression"
+    # A lower confidence makes them significant again.
+    loose = compare(now, baseline_of(*old), parse_tolerances("accuracy:-0.0"), confidence=0.9)
+    assert {row.status for row in loose.rows} == {"regression"}
+    strict = compare(
+        now[:1], baseline_of(old[0]), parse_tolerances("accuracy:-0.0"), confidence=0.999
+    )
+    assert strict.rows[0].status == "worse"
+
+
+def test_without_the_same_ids_the_comparison_is_unpaired() -> None:
+    row = only_row(
+        with_outcomes(flipped(BASE, 3, 1), digest=None),
+        with_outcomes(BASE, digest=None),
+        "accuracy:-0.0",
+    )
+    assert not row.paired and row.p_value is None and row.status == "regression"
+
+
+def test_paired_bootstrap_is_seeded() -> None:
+    from pytest_sslrobust.paired import paired_worsening_p
+
+    first = paired_worsening_p(40, 10, 1000, 0.02, seed=3)
+    assert first == paired_worsening_p(40, 10, 1000, 0.02, seed=3)
+    assert 0.0 < first < 1.0
+    # A 3-point drop is surely beyond 1 point and surely not beyond 5.
+    assert paired_worsening_p(40, 10, 1000, 0.01, seed=0) < 0.01
+    assert paired_worsening_p(40, 10, 1000, 0.05, seed=0) > 0.99

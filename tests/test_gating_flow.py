@@ -15,13 +15,18 @@ DOC_ARCH = "vit_small_patch14_dinov2"
 ARCH = "test_resnet"
 
 SUITE = """
-from pytest_sslrobust import assert_accuracy_drop_below, assert_balanced_accuracy_above
+from pytest_sslrobust import (
+    assert_accuracy_above,
+    assert_accuracy_drop_below,
+    assert_balanced_accuracy_above,
+)
 
 
 def test_clean_accuracy(sslrobust):
     test = sslrobust.features("original", split="test")
     predictions = sslrobust.predictions("original", readout="linear-probe")
     assert_balanced_accuracy_above(predictions, 0.0, labels=test)
+    assert_accuracy_above(predictions, test, 0.0)
 
 
 def test_noise_drop(sslrobust):
@@ -79,7 +84,7 @@ def test_documented_flow_fails_a_regressed_candidate(
     write_weights(pytester.path / "candidate.safetensors", broken=False)
     same = pytester.runpytest_subprocess(*candidate, *small)
     assert same.ret == pytest.ExitCode.OK, same.stdout.str()
-    same.stdout.fnmatch_lines(["*compared with baselines/release.json: 2 unchanged*"])
+    same.stdout.fnmatch_lines(["*compared with baselines/release.json: 3 unchanged*"])
 
     # A candidate whose last stage is zeroed reads at chance: the gate must fail on it.
     write_weights(pytester.path / "candidate.safetensors", broken=True)
@@ -88,7 +93,8 @@ def test_documented_flow_fails_a_regressed_candidate(
     assert broken.ret == pytest.ExitCode.TESTS_FAILED
     broken.stdout.fnmatch_lines(
         [
-            "compared with baselines/release.json: 1 regression, 1 improved",
+            "compared with baselines/release.json: 2 regression, 1 improved",
+            "*regression*accuracy[[]candidate[]]::accuracy*paired: * images became wrong*",
             "*regression*accuracy[[]candidate[]]::balanced_accuracy*0.425*release-1.4*",
             "*sslrobust gate FAILED: * regression(s)*",
         ]
