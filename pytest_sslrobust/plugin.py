@@ -287,7 +287,12 @@ def _write_outputs(session: pytest.Session, settings: Settings, collector: Resul
         }
         lines = [f"compared with {settings.compare}: {comparison.summary()}"]
         lines += [*comparison.notes, *comparison.lines()]
-        if settings.compare_fail and comparison.failed:
+        if settings.baseline_update:
+            update, written = _update_baseline(settings.compare, collector, comparison)
+            lines += update
+            if not written:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        elif settings.compare_fail and comparison.failed:
             missing = len(comparison.missing) if comparison.missing_fails else 0
             lines.append(
                 f"sslrobust gate FAILED: {len(comparison.regressions)} regression(s) beyond "
@@ -297,6 +302,25 @@ def _write_outputs(session: pytest.Session, settings: Settings, collector: Resul
             )
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         collector.comparison_lines = lines
+
+
+def _update_baseline(
+    path: Any, collector: ResultCollector, comparison: Any
+) -> tuple[list[str], bool]:
+    """Rewrite the compared baseline from this run; say what was stale and is now gone."""
+    from pytest_sslrobust.baselines import BaselineError, save_baseline
+    from pytest_sslrobust.results import environment
+
+    stale = [row.key for row in comparison.missing]
+    try:
+        save_baseline(path, collector.results, environment=environment())
+    except BaselineError as exc:
+        return [f"could not update the baseline: {exc}"], False
+    lines = [f"baseline {path} rewritten from this run: {len(collector.results)} result(s)"]
+    if stale:
+        lines.append(f"{len(stale)} stale result(s) removed (no test produced them):")
+        lines += [f"  {key}" for key in stale]
+    return lines, True
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

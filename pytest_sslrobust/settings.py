@@ -396,6 +396,14 @@ OPTIONS: tuple[Option, ...] = (
         "with --sslrobust-compare-fail: a baseline result this run did not produce fails the "
         "gate (fail) or is only listed (warn) (default: fail)",
     ),
+    Option(
+        "baseline_update",
+        None,
+        False,
+        None,
+        "with --sslrobust-compare: rewrite that baseline from this run after comparing (the "
+        "gate does not fail); baseline results no test produced are listed as stale and removed",
+    ),
     Option("cache_clear", None, False, None, "remove all cached features before the run"),
     Option("no_cache", None, False, None, "neither read nor write the disk cache for this run"),
 )
@@ -427,6 +435,7 @@ class Settings:
     compare_models: tuple[tuple[str, str | None], ...] | None = None
     compare_confidence: float = 0.95
     compare_missing: str = "fail"
+    baseline_update: bool = False
     cache_clear: bool = False
     no_cache: bool = False
 
@@ -491,6 +500,11 @@ class Settings:
             raise pytest.UsageError(
                 "--sslrobust-compare-fail needs --sslrobust-compare=PATH (the baseline to "
                 "compare with)"
+            )
+        if self.baseline_update and not self.compare:
+            raise pytest.UsageError(
+                "--sslrobust-baseline-update needs --sslrobust-compare=PATH (the baseline to "
+                "rewrite); to write a new one, use --sslrobust-save=PATH"
             )
         if self.compare_models and not self.compare:
             raise pytest.UsageError(

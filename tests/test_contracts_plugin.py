@@ -197,3 +197,42 @@ def test_compare_models_needs_compare_and_a_valid_mapping(
     bad = pytester.runpytest_subprocess("--sslrobust-compare-models=a,b=c")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     assert "Could not parse --sslrobust-compare-models 'a,b=c'" in bad.stderr.str()
+
+
+def test_baseline_update_rewrites_and_lists_stale_results(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
+    baseline = pytester.path / "baseline.json"
+    _project(pytester, 0.9)
+    pytester.runpytest_subprocess(f"--sslrobust-save={baseline}").assert_outcomes(passed=2)
+    _project(pytester, 0.8)
+    gate = ["--sslrobust-compare", str(baseline), "--sslrobust-compare-fail=accuracy:-5%"]
+    out = pytester.path / "now.json"
+    update = pytester.runpytest_subprocess(
+        *gate, "-k", "accuracy", "--sslrobust-baseline-update", f"--sslrobust-json={out}"
+    )
+    assert update.ret == pytest.ExitCode.OK  # updating is not gating
+    update.stdout.fnmatch_lines(
+        [
+            "*regression*test_accuracy*0.9*0.8*",
+            f"baseline {baseline} rewritten from this run: 1 result(s)",
+            "1 stale result(s) removed (no test produced them):",
+            "  test_contracts.py::test_similar::near",
+        ]
+    )
+    saved = json.loads(baseline.read_text())["results"]
+    produced = json.loads(out.read_text())["results"]
+    assert [(r["label"], r["value"]) for r in saved] == [("accuracy", produced[0]["value"])]
+    assert produced[0]["value"] < 0.85  # this run's value, not the old baseline's
+    again = pytester.runpytest_subprocess(*gate, "-k", "accuracy")
+    assert again.ret == pytest.ExitCode.OK
+    again.stdout.fnmatch_lines(["*: 1 unchanged"])
+
+
+def test_baseline_update_needs_compare(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest_subprocess("--sslrobust-baseline-update")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--sslrobust-baseline-update needs --sslrobust-compare" in result.stderr.str()
