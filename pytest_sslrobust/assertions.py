@@ -412,11 +412,16 @@ def _conclude(
     raise AssertionError("\n".join(message))
 
 
-def _correct_outcomes(correct: np.ndarray) -> dict[str, Any]:
-    """Per-image correctness as a baseline stores it, for paired comparisons."""
-    from pytest_sslrobust.paired import pack_outcomes
+def _correct_outcomes(correct: np.ndarray, labels: Any = None) -> dict[str, Any]:
+    """Per-image correctness as a baseline stores it, for paired comparisons; with the
+    item ids of a FeatureSet, so that a comparison can name the images that flipped."""
+    from pytest_sslrobust.paired import pack_ids, pack_outcomes
 
-    return {"correct": pack_outcomes(np.asarray(correct, np.bool_)), "n": int(correct.shape[0])}
+    outcomes = {"correct": pack_outcomes(np.asarray(correct, np.bool_)), "n": int(correct.shape[0])}
+    ids = getattr(labels, "ids", None) if isinstance(labels, FeatureSet) else None
+    if ids is not None and len(ids) == correct.shape[0]:
+        outcomes["ids"] = pack_ids(list(ids))
+    return outcomes
 
 
 def _class_rows(
@@ -838,7 +843,7 @@ def assert_accuracy_above(
     rows, details = _class_rows(truth, correct, 4)
     return _conclude(
         "assert_accuracy_above",
-        outcomes=_correct_outcomes(correct),
+        outcomes=_correct_outcomes(correct, labels),
         metric="accuracy",
         shown="accuracy",
         value=value,

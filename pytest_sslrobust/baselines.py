@@ -324,6 +324,7 @@ class ComparisonRow:
     p_value: float | None = None
     lost: int | None = None
     gained: int | None = None
+    flipped: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -453,11 +454,16 @@ def _same(same: bool) -> str:
     return "unchanged" if same else "changed"
 
 
+# How many of the images that became wrong a row names.
+FLIPPED_SHOWN = 5
+
+
 def _paired_counts(
     baseline: ContractResult, current: ContractResult
-) -> tuple[int, int, int] | None:
-    """``(lost, gained, n)`` when both results carry per-image correctness of the same images."""
-    from pytest_sslrobust.paired import unpack_outcomes
+) -> tuple[int, int, int, tuple[str, ...]] | None:
+    """``(lost, gained, n, lost ids)`` when both results carry per-image correctness of the
+    same images; the ids (the first few) only when the baseline stored them."""
+    from pytest_sslrobust.paired import unpack_ids, unpack_outcomes
 
     old, new = baseline.outcomes, current.outcomes
     if not isinstance(old, Mapping) or not isinstance(new, Mapping):
@@ -473,22 +479,40 @@ def _paired_counts(
         after = unpack_outcomes(str(new["correct"]), (n,))
     except (KeyError, TypeError, ValueError):
         return None
-    return int((before & ~after).sum()), int((~before & after).sum()), n
+    lost_mask = before & ~after
+    names: tuple[str, ...] = ()
+    if "ids" in old:
+        try:
+            ids = unpack_ids(str(old["ids"]))
+        except ValueError:
+            ids = []
+        if len(ids) == n:
+            names = tuple(ids[i] for i in lost_mask.nonzero()[0][:FLIPPED_SHOWN])
+    return int(lost_mask.sum()), int((~before & after).sum()), n, names
 
 
 def _paired_row(
     common: dict[str, Any],
     worsening: float,
     allowed: float | None,
-    counts: tuple[int, int, int],
+    counts: tuple[int, int, int, tuple[str, ...]],
     seed: int,
 ) -> ComparisonRow:
     """A paired accuracy row; ``compare`` turns its provisional regression into a decision."""
     from pytest_sslrobust.paired import paired_worsening_p
 
-    lost, gained, n = counts
+    lost, gained, n, names = counts
     note = f"paired: {lost} of {n} images became wrong, {gained} right"
-    fields = {**common, "allowed": allowed, "paired": True, "lost": lost, "gained": gained}
+    if names:
+        note += f" (wrong now: {', '.join(names)}{', ...' if lost > len(names) else ''})"
+    fields = {
+        **common,
+        "allowed": allowed,
+        "paired": True,
+        "lost": lost,
+        "gained": gained,
+        "flipped": names,
+    }
     if allowed is None:
         status = "improved" if worsening < 0 else "unchanged" if worsening == 0 else "worse"
         return ComparisonRow(**fields, status=status, note=note)

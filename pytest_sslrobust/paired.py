@@ -13,8 +13,10 @@ __all__ = [
     "McNemar",
     "holm",
     "mcnemar_worse",
+    "pack_ids",
     "pack_outcomes",
     "paired_worsening_p",
+    "unpack_ids",
     "unpack_outcomes",
 ]
 
@@ -50,6 +52,22 @@ def unpack_outcomes(text: str, shape: Sequence[int]) -> np.ndarray:
         )
     bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8), count=count)
     return bits.astype(np.bool_).reshape(tuple(shape))
+
+
+def pack_ids(ids: Sequence[str]) -> str:
+    """Item ids, newline-joined, zlib-compressed, base64: named when images flip."""
+    if any("\n" in item for item in ids):
+        raise ValueError("Expected item ids without newlines")
+    return base64.b64encode(zlib.compress("\n".join(ids).encode("utf-8"), 9)).decode("ascii")
+
+
+def unpack_ids(text: str) -> list[str]:
+    """The ids :func:`pack_ids` packed; ``ValueError`` if damaged."""
+    try:
+        raw = zlib.decompress(base64.b64decode(text.encode("ascii"), validate=True))
+    except (ValueError, zlib.error) as exc:
+        raise ValueError(f"Expected packed item ids, but the data is damaged ({exc})") from None
+    return raw.decode("utf-8").split("\n") if raw else []
 
 
 class McNemar:

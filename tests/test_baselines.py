@@ -655,3 +655,14 @@ def test_paired_bootstrap_is_seeded() -> None:
     # A 3-point drop is surely beyond 1 point and surely not beyond 5.
     assert paired_worsening_p(40, 10, 1000, 0.01, seed=0) < 0.01
     assert paired_worsening_p(40, 10, 1000, 0.05, seed=0) > 0.99
+
+
+def test_paired_rows_name_the_images_that_became_wrong() -> None:
+    from pytest_sslrobust.paired import pack_ids
+
+    ids = [f"img{i:04d}" for i in range(len(BASE))]
+    old = with_outcomes(BASE)
+    old = dataclasses.replace(old, outcomes={**old.outcomes, "ids": pack_ids(ids)})
+    row = only_row(with_outcomes(flipped(BASE, 30, 0)), old, "accuracy:-0.0")
+    assert row.flipped == ("img0000", "img0001", "img0002", "img0003", "img0004")
+    assert "(wrong now: img0000, img0001, img0002, img0003, img0004, ...)" in row.note

@@ -94,7 +94,7 @@ def test_documented_flow_fails_a_regressed_candidate(
     broken.stdout.fnmatch_lines(
         [
             "compared with baselines/release.json: 2 regression, 1 improved",
-            "*regression*accuracy[[]candidate[]]::accuracy*paired: * images became wrong*",
+            "*regression*accuracy[[]candidate[]]::accuracy*paired: * images became wrong*wrong now: *",
             "*regression*accuracy[[]candidate[]]::balanced_accuracy*0.425*release-1.4*",
             "*sslrobust gate FAILED: * regression(s)*",
         ]

@@ -71,3 +71,15 @@ def test_holm_matches_adjusted_p_values(pvalues: list[float], alpha: float) -> N
 def test_holm_refuses_a_bad_level() -> None:
     with pytest.raises(ValueError, match="Expected alpha in the open interval"):
         holm([0.1], 1.0)
+
+
+def test_ids_round_trip_and_refusals() -> None:
+    from pytest_sslrobust.paired import pack_ids, unpack_ids
+
+    ids = ["test/0001", "test/0002", "ünïcode"]
+    assert unpack_ids(pack_ids(ids)) == ids
+    assert unpack_ids(pack_ids([])) == []
+    with pytest.raises(ValueError, match="without newlines"):
+        pack_ids(["a\nb"])
+    with pytest.raises(ValueError, match="damaged"):
+        unpack_ids("???")
