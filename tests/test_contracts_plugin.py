@@ -30,6 +30,12 @@ def test_accuracy():
 """
 
 
+@pytest.fixture(autouse=True)
+def _this_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Subprocesses import this checkout's plugin, whichever copy is installed."""
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
+
+
 def _project(pytester: pytest.Pytester, accuracy: float, confidence: str = "None") -> None:
     pytester.makepyfile(
         test_contracts=CONTRACTS.replace("ACCURACY", repr(accuracy)).replace(
@@ -162,10 +168,7 @@ def test_bad_baseline_file_is_explained(pytester: pytest.Pytester):
     result.stdout.fnmatch_lines(["*schema version 0*regenerate*--sslrobust-save*"])
 
 
-def test_missing_baseline_results_fail_the_gate_unless_warned(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-):
-    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
+def test_missing_baseline_results_fail_the_gate_unless_warned(pytester: pytest.Pytester):
     baseline = pytester.path / "baseline.json"
     _project(pytester, 0.9)
     pytester.runpytest_subprocess(f"--sslrobust-save={baseline}").assert_outcomes(passed=2)
@@ -186,10 +189,7 @@ def test_missing_baseline_results_fail_the_gate_unless_warned(
     warned.stdout.fnmatch_lines(["missing*test_similar::near*"])
 
 
-def test_compare_models_needs_compare_and_a_valid_mapping(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-):
-    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
+def test_compare_models_needs_compare_and_a_valid_mapping(pytester: pytest.Pytester):
     pytester.makepyfile("def test_x():\n    pass\n")
     result = pytester.runpytest_subprocess("--sslrobust-compare-models=a=b")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -199,10 +199,7 @@ def test_compare_models_needs_compare_and_a_valid_mapping(
     assert "Could not parse --sslrobust-compare-models 'a,b=c'" in bad.stderr.str()
 
 
-def test_baseline_update_rewrites_and_lists_stale_results(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-):
-    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
+def test_baseline_update_rewrites_and_lists_stale_results(pytester: pytest.Pytester):
     baseline = pytester.path / "baseline.json"
     _project(pytester, 0.9)
     pytester.runpytest_subprocess(f"--sslrobust-save={baseline}").assert_outcomes(passed=2)
@@ -230,8 +227,7 @@ def test_baseline_update_rewrites_and_lists_stale_results(
     again.stdout.fnmatch_lines(["*: 1 unchanged"])
 
 
-def test_baseline_update_needs_compare(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
+def test_baseline_update_needs_compare(pytester: pytest.Pytester):
     pytester.makepyfile("def test_x():\n    pass\n")
     result = pytester.runpytest_subprocess("--sslrobust-baseline-update")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
