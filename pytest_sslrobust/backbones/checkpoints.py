@@ -65,7 +65,10 @@ class Checkpoint:
     state: dict[str, torch.Tensor]
     dropped: tuple[str, ...] = ()
     implied: tuple[tuple[str, object], ...] = ()
-    positional: bool = False
+
+    @property
+    def positional(self) -> bool:
+        return self.layout == "sequential"
 
 
 def load_file(path: Path) -> Any:
@@ -117,10 +120,10 @@ def _tensor_dict(obj: Any) -> bool:
     )
 
 
-def _find_state(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], str, list[str]]:
-    """The tensor dict inside the wrappers, the layout its container implies, its keys path."""
+def _find_state(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], str]:
+    """The tensor dict inside the wrappers and the layout its container implies."""
     if _tensor_dict(obj):
-        return dict(obj), "", []
+        return dict(obj), ""
     if not isinstance(obj, Mapping):
         raise BackboneError(f"{path} holds a {type(obj).__name__}, not a state dict")
     if "classy_state_dict" in obj:  # VISSL: classy_state_dict.base_model.model.{trunk,heads}
@@ -130,19 +133,18 @@ def _find_state(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], str, lis
             raise BackboneError(
                 f"{path}: a VISSL checkpoint without base_model.model.trunk"
             ) from None
-        return dict(trunk), "vissl", ["classy_state_dict", "base_model", "model", "trunk"]
+        return dict(trunk), "vissl"
     if "teacher" in obj and "student" in obj:  # DINO's main_dino.py: the teacher is evaluated
-        state, _, keys = _find_state(obj["teacher"], path)
-        return state, "dino", ["teacher", *keys]
+        return _find_state(obj["teacher"], path)[0], "dino"
     for key in ("state_dict", "model", "module", "network", "encoder", "teacher", "student"):
         if isinstance(obj.get(key), Mapping):
-            state, layout, keys = _find_state(obj[key], path)
+            state, layout = _find_state(obj[key], path)
             if not layout and "pytorch-lightning_version" in obj:
                 layout = "lightning"
-            return state, layout, [key, *keys]
+            return state, layout
     nested = [k for k, v in obj.items() if _tensor_dict(v)]
     if len(nested) == 1:  # Lightly tutorials: the backbone under a key of the user's choice
-        return dict(obj[nested[0]]), "nested", [str(nested[0])]
+        return dict(obj[nested[0]]), "nested"
     if len(nested) > 1:
         raise BackboneError(
             f"{path} holds several state dicts ({', '.join(map(str, nested[:5]))}); "
@@ -150,7 +152,7 @@ def _find_state(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], str, lis
         )
     tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if tensors:
-        return tensors, "", []
+        return tensors, ""
     raise BackboneError(
         f"{path} holds no state dict (no mapping of names to tensors; top-level keys: "
         f"{', '.join(map(str, list(obj)[:8]))})"
@@ -225,7 +227,7 @@ def read_checkpoint(path: Path) -> Checkpoint:
     """
     obj = load_file(path)
     meta = obj if isinstance(obj, Mapping) else {}
-    state, container, _ = _find_state(obj, path)
+    state, container = _find_state(obj, path)
     layout = _layout(state, container, meta)
     if layout == "hf-transformers":
         raise BackboneError(
@@ -267,7 +269,6 @@ def read_checkpoint(path: Path) -> Checkpoint:
         state=kept,
         dropped=tuple(f"{name} ({count} tensors)" for name, count in sorted(dropped.items())),
         implied=implied,
-        positional=layout == "sequential",
     )
 
 
