@@ -39,7 +39,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for option in OPTIONS:
         if option.parse is None:
             group.addoption(option.flag, action="store_true", dest=option.dest, help=option.help)
-            parser.addini(option.ini, option.help.replace("%%", "%"), type="bool", default=False)
+            # Read as a string and parsed by parse_bool: pytest's own bool parsing raises
+            # before the plugin can name the key (pytest 9.2), and its wording differs.
+            parser.addini(option.ini, option.help.replace("%%", "%"), type="string", default="")
         else:
             group.addoption(
                 option.flag,

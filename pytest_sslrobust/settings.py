@@ -446,10 +446,7 @@ class Settings:
         for option in OPTIONS:
             value = config.getoption(option.dest)
             if value is None or value is False:
-                try:
-                    raw = config.getini(option.ini)
-                except ValueError as exc:  # pytest's own parsing of a bool ini value
-                    raise pytest.UsageError(f"ini key {option.ini}: {exc}") from None
+                raw = config.getini(option.ini)
                 if raw not in (None, "", []):
                     parse = option.parse or parse_bool
                     try:
