@@ -201,11 +201,27 @@ def environment() -> dict[str, Any]:
     }
 
 
+def _xunit2_log(config: pytest.Config | None) -> Any:
+    """pytest's JUnit writer (``LogXML``) of this process when it writes xunit2, else None.
+
+    Workers of xdist have none: the controller writes the file.
+    """
+    if config is None:
+        return None
+    try:
+        from _pytest.junitxml import xml_key
+    except ImportError:  # pragma: no cover - a pytest without it keeps per-test properties
+        return None
+    log = config.stash.get(xml_key, None)
+    return log if log is not None and getattr(log, "family", "xunit1") != "xunit1" else None
+
+
 class ResultCollector:
     """Gathers results from every test report (controller side, so xdist workers count).
 
     Registered as a plugin for the session; ``comparison_lines`` holds what the baseline
-    comparison has to say, for the terminal summary.
+    comparison has to say, for the terminal summary. With ``--junitxml`` under xunit2 it
+    moves the results to the suite's properties (see docs/results-schema.md).
     """
 
     def __init__(self) -> None:
@@ -216,12 +232,29 @@ class ResultCollector:
         self.comparison: dict[str, Any] | None = None
         self.started = 0.0
         self.notes: list[str] = []
+        self.config: pytest.Config | None = None
 
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.config = session.config
+
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: Any) -> None:
         # Teardown reports carry every property the test recorded (setup and call
         # included); under xdist they reach the controller with the worker's properties.
         if report.when == "teardown":
             self.add_report(report.user_properties)
+        # JUnit's xunit2 schema has no properties inside a testcase: there the results go to
+        # the suite's properties instead, and leave the report before junitxml (which runs
+        # after this tryfirst hook, and only on the controller) would copy them into the
+        # testcase. Every phase's report loses them: a failed call's report is written too.
+        log = _xunit2_log(self.config)
+        if log is None or not any(name == PROPERTY for name, _ in report.user_properties):
+            return
+        if report.when == "teardown":
+            for name, value in report.user_properties:
+                if name == PROPERTY:
+                    log.add_global_property(PROPERTY, value)
+        report.user_properties = [p for p in report.user_properties if p[0] != PROPERTY]
 
     def add_report(self, properties: Iterable[tuple[str, Any]]) -> None:
         self.results.extend(results_from_properties(properties))

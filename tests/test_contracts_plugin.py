@@ -67,12 +67,16 @@ def test_summary_table_json_and_junit(pytester: pytest.Pytester):
     assert by_label["near"]["metric"] == "cka" and by_label["near"]["passed"] is True
     assert by_label["accuracy"]["passed"] is False and by_label["accuracy"]["value"] == 0.4
     assert set(by_label["near"]) >= {"test", "name", "value", "low", "high", "better", "protocol"}
+    # xunit2 (the default family): one suite property per result, none inside a testcase
+    root = ET.parse(pytester.path / "junit.xml").getroot()
     properties = [
         json.loads(p.get("value"))
-        for p in ET.parse(pytester.path / "junit.xml").iter("property")
+        for p in root.iterfind("testsuite/properties/property")
         if p.get("name") == "sslrobust"
     ]
     assert sorted(p["label"] for p in properties) == ["accuracy", "near"]
+    assert {p["test"].rsplit("::", 1)[1] for p in properties} == {"test_similar", "test_accuracy"}
+    assert root.find("testsuite/testcase/properties") is None
 
 
 def test_save_then_compare_gates_on_regressions(pytester: pytest.Pytester):
