@@ -63,6 +63,11 @@ PROTOCOL_KEYS_IGNORED = ("backbone", "backbone_fingerprint", "model")
 # Recorded error rates must agree with the stored per-image correctness up to float rounding.
 _RATE_TOLERANCE = 1e-9
 _N_SEVERITIES = len(SEVERITIES)
+# CE divides by the reference's summed error (minus its clean error for relative CE). Rates
+# agree with per-image counts only to _RATE_TOLERANCE, and a positive sum below it would take
+# more than 10^9 images to measure: such a denominator (0, subnormal, or a rounding residue
+# like 0.30000000000000004 - 0.3) is refused. It bounds every CE by 5 / 1e-9 * 100 = 5e11.
+_MIN_REFERENCE_SUM = _RATE_TOLERANCE
 
 
 class ProtocolMismatch(ValueError):
@@ -361,10 +366,12 @@ def _ce_ratios(
     out: dict[str, float] = {}
     for name in names:
         denominator = math.fsum(e - reference_clean for e in reference[name])
-        if denominator <= 0.0:
+        if not denominator > _MIN_REFERENCE_SUM:
             raise ValueError(
-                f"Expected the reference's summed error on {name} to be positive (above its clean "
-                f"error for relative CE), but got {denominator}: the ratio is undefined"
+                f"Expected the reference's summed error on {name} to be above "
+                f"{_MIN_REFERENCE_SUM:g} (above its clean error for relative CE), but got "
+                f"{denominator!r}: a zero, subnormal or rounding-level reference error makes the "
+                f"ratio undefined or overflow"
             )
         # Ratio first, then scale: a table against itself gives exactly 100.
         out[name] = 100.0 * (math.fsum(e - clean for e in table[name]) / denominator)
@@ -375,7 +382,9 @@ def ce(errors: ErrorsLike, reference: ReferenceLike = "alexnet") -> dict[str, fl
     """Corruption error per corruption: 100 * sum_s E(f, s, c) / sum_s E(ref, s, c).
 
     Computed for every corruption in ``errors``, validation corruptions included. The protocol
-    rules are those of :func:`mce`.
+    rules are those of :func:`mce`. A reference whose summed error on a corruption is not
+    above 1e-9 (zero, subnormal, or float rounding: more than 10^9 images would be needed to
+    measure it) is refused with a ValueError naming the corruption, so every CE is finite.
 
     Args:
         errors: a CorruptionErrors or a mapping corruption -> 5 error rates.
@@ -417,7 +426,8 @@ def mce(errors: ErrorsLike, reference: ReferenceLike = "alexnet") -> float:
         reference: ``"alexnet"`` or a reference model's errors under the same protocol.
 
     Returns:
-        mCE in percent (the reference itself scores 100).
+        mCE in percent (the reference itself scores 100), finite: a reference summed error
+        not above 1e-9 on a common corruption is refused as in :func:`ce`.
 
     Example:
         >>> round(mce({name: [0.767 * e for e in ALEXNET_ERRORS[name]] for name in COMMON}), 6)
@@ -478,7 +488,9 @@ def relative_mce(
     """Relative mCE: how much error the corruptions add, relative to the reference, in percent.
 
     Relative CE(f, c) = sum_s (E(f, s, c) - E_clean(f)) / sum_s (E(ref, s, c) - E_clean(ref)),
-    averaged over the 15 common corruptions. Protocol rules as in :func:`mce`.
+    averaged over the 15 common corruptions. Protocol rules as in :func:`mce`. A reference
+    whose summed excess over its clean error is not above 1e-9 on some corruption (including
+    rounding residues of equal rates) is refused with a ValueError naming it, as in :func:`ce`.
 
     Args:
         errors: a CorruptionErrors or a mapping corruption -> 5 error rates.

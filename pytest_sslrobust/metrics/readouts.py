@@ -117,6 +117,16 @@ class LinearProbe:
         return ((rows - self.mean) / self.scale) @ self.weight.T + self.bias
 
 
+def _varying(x: torch.Tensor, name: str) -> None:
+    """Refuse features without any variance: every standardised column would be 0 and the
+    probe could only predict the majority class, a chance score that measures nothing."""
+    if bool(torch.all(x == x[0])):
+        raise ValueError(
+            f"Expected {name} to vary across examples, but every feature has zero variance "
+            f"(all {x.shape[0]} rows are identical): a probe on them scores chance"
+        )
+
+
 def _positive(value: float, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
         raise ValueError(f"Expected {name} to be a positive finite number, but got {value!r}")
@@ -164,8 +174,11 @@ def fit_linear_probe(
     Both stop once the largest absolute gradient entry of the objective is below ``tol`` or
     after ``max_iter`` iterations.
 
+    Features whose rows are all identical (zero variance in every column) are refused with
+    a ValueError rather than fitted to a chance-level probe.
+
     Args:
-        train_x: (n, d) training features.
+        train_x: (n, d) training features, not all rows identical.
         train_y: (n,) non-negative integer labels, at least two distinct classes.
         C: inverse regularisation strength, ``C > 0``.
         backend: ``"sklearn"`` or ``"torch"``.
@@ -196,6 +209,7 @@ def fit_linear_probe(
     _positive(tol, "tol")
     _positive_int(max_iter, "max_iter")
     x = check_features(train_x, "train_x", min_rows=2)
+    _varying(x, "train_x")
     y = check_labels(train_y, x.shape[0], "train_y").to(x.device)
     classes, index = torch.unique(y, return_inverse=True)
     if len(classes) < 2:
@@ -322,8 +336,12 @@ def linear_probe_cv(
     with balanced accuracy on the held-out fold. The spread is the population standard
     deviation (ddof=0) of the fold scores.
 
+    Features with zero variance in every column (all rows identical) are refused up front
+    with a ValueError; a training split whose rows happen to be identical is refused by
+    :func:`fit_linear_probe` the same way.
+
     Args:
-        features: (n, d) features.
+        features: (n, d) features, not all rows identical.
         labels: (n,) non-negative integer labels; every class needs at least ``folds``
             examples.
         folds: number of folds, ``>= 2``.
@@ -350,6 +368,7 @@ def linear_probe_cv(
 
     _positive_int(folds, "folds", minimum=2)
     x = check_features(features, "features", min_rows=2)
+    _varying(x, "features")
     y = check_labels(labels, x.shape[0], "labels").cpu().numpy()
     counts = np.bincount(y)
     counts = counts[counts > 0]

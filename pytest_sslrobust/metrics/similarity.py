@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
 import torch
@@ -12,6 +13,7 @@ import torch
 from pytest_sslrobust.metrics._checks import ArrayLike, as_tensor, features, not_constant, paired
 
 __all__ = [
+    "MIN_SAMPLES",
     "MinibatchCKA",
     "SimilarityMatrix",
     "cca_mean",
@@ -39,6 +41,41 @@ _RANK_RTOL = 1e-10
 
 # Unbiased HSIC needs n >= 4: its normalisation divides by n - 3.
 _UNBIASED_MIN_ROWS = 4
+
+# The fewest samples (rows) each metric accepts, checked up front. At n = 2 the centred
+# data of any non-constant input span the one direction e1 - e2, so both centred Gram
+# matrices are multiples of [[1, -1], [-1, 1]] and CKA is 1 whatever the features; from
+# n = 3 nothing forces the value. The CCA family also needs rank(x) + rank(y) < n (see
+# _CCA_REASON), which implies n >= 3.
+MIN_SAMPLES: Mapping[str, int] = MappingProxyType(
+    {
+        "linear_cka": 3,
+        "rbf_cka": 3,
+        "debiased_cka": _UNBIASED_MIN_ROWS,
+        "minibatch_cka": _UNBIASED_MIN_ROWS,
+        "cca_r2": 3,
+        "cca_mean": 3,
+        "svcca": 3,
+        "pwcca": 3,
+    }
+)
+_MIN_SAMPLES_REASON = {
+    "linear_cka": "at n = 2 both centred Gram matrices are multiples of [[1, -1], [-1, 1]] "
+    "and CKA is 1 for any features",
+    "rbf_cka": "at n = 2 both centred Gram matrices are multiples of [[1, -1], [-1, 1]] "
+    "and CKA is 1 for any features",
+    "debiased_cka": "at least 4 rows: the unbiased HSIC divides by n - 3",
+    "minibatch_cka": "at least 4 rows: the unbiased HSIC divides by n - 3",
+}
+_CCA_REASON = (
+    "centred data live in n - 1 dimensions, so column spaces with rank(x) + rank(y) > n - 1 "
+    "share a direction and canonical correlations of 1 appear whatever the features"
+)
+
+# A self-HSIC below this fraction of its scale (sum(k)^2 / (n (n - 3)), which bounds every
+# term of the estimator) has lost more than half of its float64 digits to cancellation:
+# the ratio would be rounding noise (3.5 was measured at n = 4), not a similarity.
+_UNBIASED_RTOL = 1e-8
 
 
 # --------------------------------------------------------------------------------------------
@@ -104,22 +141,26 @@ class _Moments:
     kx_ky: float
 
 
-def _moments(x: ArrayLike, y: ArrayLike, *, min_rows: int) -> _Moments:
-    """Centred linear-kernel statistics of x and y without n x n matrices when n >= d."""
-    tx = _native(x, "x", min_rows=min_rows)
-    ty = _native(y, "y", min_rows=min_rows)
+def _moments(x: ArrayLike, y: ArrayLike, metric: str) -> _Moments:
+    """Centred linear-kernel statistics of x and y without n x n matrices when n >= d.
+
+    Each side is scaled by a power of two as in :func:`_centred_unit` (CKA ignores the
+    scale), so the statistics stay finite and nonzero for any finite input.
+    """
+    tx = _native(x, "x", min_rows=1)
+    ty = _native(y, "y", min_rows=1)
     n = tx.shape[0]
     if ty.shape[0] != n:
-        paired(tx, ty, min_rows=min_rows)  # raises the standard message
+        paired(tx, ty, min_rows=1)  # raises the standard message
+    _enough_samples(n, metric)
     d1, d2 = tx.shape[1], ty.shape[1]
     device = tx.device
     if max(d1, d2) > n:
         # Wide features: the n x n Gram matrices are the smaller objects.
-        xc, yc = paired(tx, ty, min_rows=min_rows)
+        xc, yc = paired(tx, ty, min_rows=1)
         not_constant(xc, "x")
         not_constant(yc, "y")
-        xc = xc - xc.mean(0)
-        yc = yc - yc.mean(0)
+        xc, yc = _centred_unit(xc), _centred_unit(yc)
         gram_x, gram_y = xc @ xc.T, yc @ yc.T
         kx, ky = gram_x.diagonal(), gram_y.diagonal()
         return _Moments(
@@ -134,35 +175,54 @@ def _moments(x: ArrayLike, y: ArrayLike, *, min_rows: int) -> _Moments:
             kx_ky=float(kx @ ky),
         )
 
-    # First pass: checks and column means. Two passes (mean, then centred products) rather
-    # than raw moments minus mean products, which cancel catastrophically for offset data.
-    sum_x = torch.zeros(d1, dtype=torch.float64, device=device)
-    sum_y = torch.zeros(d2, dtype=torch.float64, device=device)
+    # Chunked passes, one float64 chunk alive at a time (a named chunk would survive into
+    # the next iteration's allocation and double the peak): checks and the largest |value|;
+    # column means of the scaled data; the largest centred |value|; then the centred
+    # products. Means first, then centred products, rather than raw moments minus mean
+    # products, which cancel catastrophically for offset data. The extra passes are O(n d)
+    # beside the O(n d^2) products.
     first_x, first_y = tx[:1], ty[:1].to(device)
     varies_x = varies_y = False
+    top_x = top_y = 0.0
     for start in range(0, n, _CHUNK_ROWS):
         stop = min(start + _CHUNK_ROWS, n)
-        # One float64 chunk alive at a time: a named chunk would survive into the next
-        # iteration's allocation and double the peak.
-        sum_x += _chunk64(tx, start, stop, "x").sum(0)
-        sum_y += _chunk64(ty, start, stop, "y").sum(0).to(device)
+        top_x = max(top_x, float(_chunk64(tx, start, stop, "x").abs().max()))
+        top_y = max(top_y, float(_chunk64(ty, start, stop, "y").abs().max()))
         varies_x = varies_x or bool((tx[start:stop] != first_x).any())
         varies_y = varies_y or bool((ty[start:stop].to(device) != first_y).any())
     if not varies_x:
         not_constant(tx, "x")
     if not varies_y:
         not_constant(ty, "y")
+    raw_x, raw_y = _exponent(top_x), _exponent(top_y)
+
+    sum_x = torch.zeros(d1, dtype=torch.float64, device=device)
+    sum_y = torch.zeros(d2, dtype=torch.float64, device=device)
+    for start in range(0, n, _CHUNK_ROWS):
+        stop = min(start + _CHUNK_ROWS, n)
+        sum_x += _scaled_chunk(tx[start:stop], device, raw_x).sum(0)
+        sum_y += _scaled_chunk(ty[start:stop], device, raw_y).sum(0)
     mean_x, mean_y = sum_x / n, sum_y / n
 
-    # Second pass: d x d cross products of the centred chunks.
+    top_x = top_y = 0.0
+    for start in range(0, n, _CHUNK_ROWS):
+        stop = min(start + _CHUNK_ROWS, n)
+        cx = _scaled_chunk(tx[start:stop], device, raw_x, mean_x)
+        top_x = max(top_x, float(cx.abs_().max()))
+        del cx
+        cy = _scaled_chunk(ty[start:stop], device, raw_y, mean_y)
+        top_y = max(top_y, float(cy.abs_().max()))
+        del cy
+    centred_x, centred_y = _exponent(top_x), _exponent(top_y)
+
     xtx = torch.zeros(d1, d1, dtype=torch.float64, device=device)
     yty = torch.zeros(d2, d2, dtype=torch.float64, device=device)
     ytx = torch.zeros(d2, d1, dtype=torch.float64, device=device)
     sums = torch.zeros(5, dtype=torch.float64, device=device)
     for start in range(0, n, _CHUNK_ROWS):
         stop = min(start + _CHUNK_ROWS, n)
-        cx = _centred_chunk(tx[start:stop], mean_x)
-        cy = _centred_chunk(ty[start:stop], mean_y)
+        cx = _scaled_chunk(tx[start:stop], device, raw_x, mean_x, centred_x)
+        cy = _scaled_chunk(ty[start:stop], device, raw_y, mean_y, centred_y)
         xtx += cx.T @ cx
         yty += cy.T @ cy
         ytx += cy.T @ cx
@@ -185,11 +245,25 @@ def _moments(x: ArrayLike, y: ArrayLike, *, min_rows: int) -> _Moments:
     )
 
 
-def _centred_chunk(chunk: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
-    """A float64 chunk minus the column means, without a second chunk-sized buffer."""
-    if chunk.dtype == torch.float64 and chunk.device == mean.device:
-        return chunk - mean  # .to() would return the caller's own tensor: no in-place here
-    return chunk.to(device=mean.device, dtype=torch.float64).sub_(mean)
+def _scaled_chunk(
+    chunk: torch.Tensor,
+    device: torch.device,
+    raw: int,
+    mean: torch.Tensor | None = None,
+    centred: int = 0,
+) -> torch.Tensor:
+    """A float64 copy of a chunk on ``device`` times ``2**-raw``, then, with ``mean``, minus
+    the (scaled) column means and times ``2**-centred``: one chunk-sized buffer, changed in
+    place (never the caller's own tensor)."""
+    out = chunk.to(device=device, dtype=torch.float64)
+    if out is chunk:
+        out = out.clone()
+    half = raw // 2
+    out.mul_(2.0 ** (-half)).mul_(2.0 ** (half - raw))
+    if mean is not None:
+        half = centred // 2
+        out.sub_(mean).mul_(2.0 ** (-half)).mul_(2.0 ** (half - centred))
+    return out
 
 
 def _unbiased_hsic(frob: float, sum_k: float, sum_l: float, k_l: float, n: int) -> float:
@@ -209,6 +283,53 @@ def _centred(x: torch.Tensor) -> torch.Tensor:
     return x - x.mean(0)
 
 
+def _enough_samples(n: int, metric: str) -> None:
+    """Refuse fewer rows than ``MIN_SAMPLES[metric]``, saying why the metric needs them."""
+    need = MIN_SAMPLES[metric]
+    if n < need:
+        reason = _MIN_SAMPLES_REASON.get(metric, _CCA_REASON)
+        raise ValueError(f"Expected at least {need} samples for {metric}, but got {n} ({reason})")
+
+
+def _exponent(value: float) -> int:
+    """The power of two ``e`` with ``value / 2**e`` in [0.5, 1) (0 for 0)."""
+    return math.frexp(value)[1]
+
+
+def _times_power_of_two(x: torch.Tensor, exponent: int) -> torch.Tensor:
+    """``x * 2**-exponent``, exact for normal results; two steps so that neither factor
+    overflows even for subnormal or near-overflow inputs (|exponent| up to 1074)."""
+    half = exponent // 2
+    return x * 2.0 ** (-half) * 2.0 ** (half - exponent)
+
+
+def _centred_unit(x: torch.Tensor) -> torch.Tensor:
+    """Column-centred x scaled by a power of two so its largest entry lies in [0.5, 1).
+
+    CKA is invariant to isotropic scaling and CCA to invertible linear maps, so the scale
+    changes no metric, while squares, fourth powers and n x n sums of them then neither
+    overflow (|x| near 1e77 and above) nor underflow (near 1e-77 and below). The first
+    scaling keeps the column sums finite, the second acts on the centred values.
+    """
+    x = _times_power_of_two(x, _exponent(float(x.abs().max())))
+    xc = x - x.mean(0)
+    return _times_power_of_two(xc, _exponent(float(xc.abs().max())))
+
+
+def _svd(matrix: torch.Tensor, what: str, *, values_only: bool = False) -> tuple[torch.Tensor, ...]:
+    """``torch.linalg.svd`` (or ``svdvals``) with a non-converging LAPACK call reported as a
+    ValueError about the input rather than a LinAlgError from deep inside."""
+    try:
+        if values_only:
+            return (torch.linalg.svdvals(matrix),)
+        return tuple(torch.linalg.svd(matrix, full_matrices=False))
+    except (torch.linalg.LinAlgError, np.linalg.LinAlgError) as exc:
+        raise ValueError(
+            f"Expected the SVD of {what} to converge, but it did not ({exc}); the features "
+            f"contain extreme values or are numerically degenerate"
+        ) from exc
+
+
 # --------------------------------------------------------------------------------------------
 # CKA
 # --------------------------------------------------------------------------------------------
@@ -223,10 +344,13 @@ def linear_cka(x: ArrayLike, y: ArrayLike) -> float:
     memory O(d^2 + 16,384 d) (n = 100,000 x d = 1,024 float32 needs about 0.3 GB beyond the
     input, which is never copied whole); wider features (d > n) use the n x n Gram matrices
     instead. Invariant to orthogonal maps and isotropic scaling of either side, not to
-    general invertible linear maps.
+    general invertible linear maps. Needs n >= 3 (``MIN_SAMPLES``): at n = 2 both centred
+    Gram matrices are multiples of ``[[1, -1], [-1, 1]]`` and the value would be 1 for any
+    features. Each side is scaled by a power of two after centring, so any finite
+    magnitude (1e-300 .. 1e300) gives the value at scale 1.
 
     Args:
-        x: (n, d1) features, torch tensor on any device or array.
+        x: (n, d1) features, torch tensor on any device or array, n >= 3.
         y: (n, d2) features of the same n examples.
 
     Returns:
@@ -239,7 +363,7 @@ def linear_cka(x: ArrayLike, y: ArrayLike) -> float:
         >>> round(linear_cka(x, 3 * x), 6)
         1.0
     """
-    m = _moments(x, y, min_rows=2)
+    m = _moments(x, y, "linear_cka")
     denominator = math.sqrt(_positive(m.xx, "||Xc^T Xc||", "x")) * math.sqrt(
         _positive(m.yy, "||Yc^T Yc||", "y")
     )
@@ -249,7 +373,9 @@ def linear_cka(x: ArrayLike, y: ArrayLike) -> float:
 
 def _rbf_centred_gram(x: torch.Tensor, threshold: float, name: str) -> torch.Tensor:
     """Centred RBF Gram matrix H K H, built in place to hold one n x n buffer."""
-    x = _centred(x)  # distances are translation-invariant; centring limits cancellation
+    # Distances are translation-invariant, centring limits cancellation, and the median
+    # bandwidth makes the kernel scale-invariant: a power-of-two scale keeps squares finite.
+    x = _centred_unit(x)
     sq = (x * x).sum(1)
     gram = x @ x.T
     gram.mul_(-2.0).add_(sq[:, None]).add_(sq[None, :]).clamp_(min=0.0)
@@ -283,6 +409,8 @@ def rbf_cka(x: ArrayLike, y: ArrayLike, threshold: float = 0.5) -> float:
     separately for x and y; HSIC uses the biased centring ``H K H``. This is O(n^2 d) time and
     O(n^2) memory (about three n x n float64 matrices, 9.6 GB at n = 20,000), so inputs with
     more than 20,000 rows are refused: use :func:`linear_cka` or :func:`minibatch_cka`.
+    Needs n >= 3, as :func:`linear_cka`; the centred features are scaled by a power of two
+    (the median bandwidth makes the kernel scale-invariant) so squares never overflow.
 
     Args:
         x: (n, d1) features, torch tensor on any device or array.
@@ -307,7 +435,8 @@ def rbf_cka(x: ArrayLike, y: ArrayLike, threshold: float = 0.5) -> float:
         raise ValueError(
             f"Expected threshold to be a positive finite number, but got {threshold!r}"
         )
-    xs, ys = paired(x, y)
+    xs, ys = paired(x, y, min_rows=1)
+    _enough_samples(xs.shape[0], "rbf_cka")
     if xs.shape[0] > RBF_MAX_ROWS:
         raise ValueError(
             f"Expected at most {RBF_MAX_ROWS} rows for rbf_cka (it needs O(n^2) memory), but got "
@@ -332,10 +461,35 @@ def _debiased_from(m: _Moments) -> tuple[float, float, float]:
     )
 
 
-def _cka_from_hsic(hsic_xy: float, hsic_xx: float, hsic_yy: float) -> float:
-    _positive(hsic_xx, "the unbiased HSIC(x, x)", "x")
-    _positive(hsic_yy, "the unbiased HSIC(y, y)", "y")
-    return hsic_xy / math.sqrt(hsic_xx * hsic_yy)
+def _hsic_scales(m: _Moments) -> tuple[float, float]:
+    """``sum(k)^2 / (n (n - 3))`` per side: a bound on every term of the unbiased self-HSIC
+    (each of tr(K~K~), (1'K~1)^2 / ((n-1)(n-2)) and 1'K~K~1 is at most sum(k)^2), so the
+    rounding error of the estimate is a small multiple of eps times this."""
+    norm = m.n * (m.n - 3)
+    return m.sum_kx * m.sum_kx / norm, m.sum_ky * m.sum_ky / norm
+
+
+def _cka_from_hsic(
+    hsic_xy: float, hsic_xx: float, hsic_yy: float, scale_x: float, scale_y: float
+) -> float:
+    """Debiased CKA from unbiased HSICs, refusing self-HSICs that are rounding noise.
+
+    The unbiased HSIC is the inner product of U-centred Gram matrices (Szekely & Rizzo
+    2014), so Cauchy-Schwarz bounds the ratio by 1 in exact arithmetic; a self-HSIC at
+    rounding level relative to ``scale`` (a U-centred Gram matrix that is numerically
+    zero, e.g. three equal rows and one apart at n = 4) would leave that bound, so it is
+    refused, and the last-bit excess of valid inputs is clipped.
+    """
+    for value, scale, side in ((hsic_xx, scale_x, "x"), (hsic_yy, scale_y, "y")):
+        _positive(value, f"the unbiased HSIC({side}, {side})", side)
+        if not value > _UNBIASED_RTOL * scale:
+            raise ValueError(
+                f"Expected the unbiased HSIC({side}, {side}) of {side} to be positive beyond "
+                f"rounding (above {_UNBIASED_RTOL:g} of its scale {scale!r}), but got {value!r}: "
+                f"the U-centred Gram matrix of {side} is numerically zero (e.g. all rows but one "
+                f"equal), so the debiased CKA would be rounding noise"
+            )
+    return min(1.0, max(-1.0, hsic_xy / math.sqrt(hsic_xx * hsic_yy)))
 
 
 def debiased_cka(x: ArrayLike, y: ArrayLike) -> float:
@@ -344,10 +498,14 @@ def debiased_cka(x: ArrayLike, y: ArrayLike) -> float:
     Replaces the biased HSIC of :func:`linear_cka` in numerator and denominator, which removes
     the positive bias of CKA between unrelated features at small n (Kornblith et al. 2019,
     appendix). Computed from centred-feature statistics in the same chunked O(n d^2) pass as
-    :func:`linear_cka`, so it has no n limit. Needs n >= 4. The estimator is an inner product
-    of U-centred Gram matrices, so the value lies in ``[-1, 1]`` and can be negative: it is
-    an estimate, not a score in ``[0, 1]``. If the unbiased self-HSIC of a side is not
-    positive (no variance left once the diagonal is removed) a ValueError names the side.
+    :func:`linear_cka`, so it has no n limit. Needs n >= 4 (the estimator divides by
+    n - 3). The estimator is an inner product of U-centred Gram matrices (Szekely & Rizzo
+    2014), so the value lies in ``[-1, 1]`` and can be negative: it is an estimate, not a
+    score in ``[0, 1]``. If the unbiased self-HSIC of a side is not positive, or is below
+    1e-8 of its scale ``sum(k)^2 / (n (n - 3))`` (a U-centred Gram matrix that is zero up to
+    rounding, e.g. three equal rows and one apart at n = 4, where the ratio was measured at
+    -4.0), a ValueError names the side; the rounding excess of valid inputs is clipped to
+    ``[-1, 1]``. Scaled like :func:`linear_cka`, so any finite magnitude works.
 
     Args:
         x: (n, d1) features, n >= 4.
@@ -362,7 +520,8 @@ def debiased_cka(x: ArrayLike, y: ArrayLike) -> float:
         >>> round(debiased_cka(x, -x), 6)
         1.0
     """
-    return _cka_from_hsic(*_debiased_from(_moments(x, y, min_rows=_UNBIASED_MIN_ROWS)))
+    m = _moments(x, y, "debiased_cka")
+    return _cka_from_hsic(*_debiased_from(m), *_hsic_scales(m))
 
 
 class MinibatchCKA:
@@ -393,6 +552,7 @@ class MinibatchCKA:
         self.rows = 0
         self._widths: tuple[int, int] | None = None
         self._hsic = [0.0, 0.0, 0.0]  # xy, xx, yy
+        self._scales = [0.0, 0.0]  # summed rounding scales of HSIC(x, x), HSIC(y, y)
 
     def update(self, x_batch: ArrayLike, y_batch: ArrayLike) -> None:
         """Add one batch of paired features, ``(b, d1)`` and ``(b, d2)`` with ``b >= 4``.
@@ -411,6 +571,8 @@ class MinibatchCKA:
         self._widths = widths
         for i, value in enumerate(_debiased_from(m[0])):
             self._hsic[i] += value
+        for i, value in enumerate(_hsic_scales(m[0])):
+            self._scales[i] += value
         self.batches += 1
         self.rows += m[0].n
 
@@ -422,7 +584,7 @@ class MinibatchCKA:
         """
         if not self.batches:
             raise ValueError("Expected at least one batch before compute(), but got none")
-        return _cka_from_hsic(*self._hsic)
+        return _cka_from_hsic(*self._hsic, *self._scales)
 
 
 def _exactly_centred(x: torch.Tensor) -> torch.Tensor:
@@ -517,28 +679,43 @@ def minibatch_cka(x: ArrayLike, y: ArrayLike, batch_size: int = 1024) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-def _svd_basis(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _svd_basis(x: torch.Tensor, side: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Left singular vectors and singular values of the centred x, numerically-zero ones
-    dropped (relative tolerance 1e-10), plus the centred x itself."""
-    xc = _centred(x)
-    u, s, _ = torch.linalg.svd(xc, full_matrices=False)
+    dropped (relative tolerance 1e-10), plus the centred x itself, scaled by a power of two
+    (see :func:`_centred_unit`; no CCA-family metric depends on the scale)."""
+    xc = _centred_unit(x)
+    u, s, _ = _svd(xc, f"the centred {side}")
     rank = int((s > _RANK_RTOL * s[0]).sum()) if s.numel() and s[0] > 0 else 0
     return u[:, :rank], s[:rank], xc
 
 
+def _cca_dimensions(n: int, kx: int, ky: int, metric: str, what: str = "rank") -> None:
+    """Refuse ``kx + ky > n - 1``: the centred data live in n - 1 dimensions, so such column
+    spaces share at least ``kx + ky - (n - 1)`` directions, each a canonical correlation of
+    1 by construction, whatever the features."""
+    need = kx + ky + 1
+    if n < need:
+        raise ValueError(
+            f"Expected at least {need} samples for {metric} ({what}(x) + {what}(y) + 1 = "
+            f"{kx} + {ky} + 1), but got {n}: {_CCA_REASON}"
+        )
+
+
 def _cca_parts(
-    x: ArrayLike, y: ArrayLike
+    x: ArrayLike, y: ArrayLike, metric: str
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Canonical correlations (descending), x's basis, its rotation to canonical variates, Xc."""
-    xs, ys = paired(x, y)
+    xs, ys = paired(x, y, min_rows=1)
+    _enough_samples(xs.shape[0], metric)
     not_constant(xs, "x")
     not_constant(ys, "y")
-    ux, _, xc = _svd_basis(xs)
-    uy, _, _ = _svd_basis(ys)
+    ux, _, xc = _svd_basis(xs, "x")
+    uy, _, _ = _svd_basis(ys, "y")
     for basis, side in ((ux, "x"), (uy, "y")):
         if basis.shape[1] == 0:
             raise ValueError(f"Expected the centred {side} to have rank >= 1, but got rank 0")
-    a, rho, _ = torch.linalg.svd(ux.T @ uy, full_matrices=False)
+    _cca_dimensions(xs.shape[0], ux.shape[1], uy.shape[1], metric)
+    a, rho, _ = _svd(ux.T @ uy, "the product of the orthonormal bases")
     # Singular values of a product of orthonormal bases are cosines: clip rounding past 1.
     return rho.clamp(0.0, 1.0), ux, a, xc
 
@@ -551,8 +728,13 @@ def cca_r2(x: ArrayLike, y: ArrayLike) -> float:
     drop singular values below 1e-10 times the largest, so redundant or constant columns do
     not count; for full-rank data this is the usual ``min(d1, d2)``. CCA is invariant to any
     invertible linear map of either side, and needs n well above d1 + d2 to mean anything:
-    once the two column spaces fill the (n - 1)-dimensional centred space, correlations of 1
-    appear by construction.
+    the centred data live in n - 1 dimensions, so column spaces with
+    ``rank_x + rank_y > n - 1`` share a direction and correlations of 1 appear by
+    construction. Such inputs (n <= rank_x + rank_y; in particular n < 3, ``MIN_SAMPLES``)
+    are refused with a ValueError; n just above the bound is accepted but still biased
+    upward. A non-converging SVD is a ValueError. The centred data are scaled by a power of
+    two first, so any finite magnitude works. The same rules hold for :func:`cca_mean` and
+    :func:`pwcca`.
 
     Args:
         x: (n, d1) features.
@@ -568,7 +750,7 @@ def cca_r2(x: ArrayLike, y: ArrayLike) -> float:
         >>> round(cca_r2(x, x @ a), 6)
         1.0
     """
-    rho = _cca_parts(x, y)[0]
+    rho = _cca_parts(x, y, "cca_r2")[0]
     return float((rho * rho).mean())
 
 
@@ -588,7 +770,7 @@ def cca_mean(x: ArrayLike, y: ArrayLike) -> float:
         >>> round(cca_mean(x, torch.cat([x, x[:, :1] ** 2], dim=1)), 6)
         1.0
     """
-    rho = _cca_parts(x, y)[0]
+    rho = _cca_parts(x, y, "cca_mean")[0]
     return float(rho.mean())
 
 
@@ -599,6 +781,8 @@ def svcca(x: ArrayLike, y: ArrayLike, keep: float = 0.99) -> float:
     squared singular values reach ``keep`` of the total variance is kept (at most the rank,
     1e-10 relative tolerance), the data are projected onto those ``k`` directions and the
     result is the mean of the ``min(kx, ky)`` canonical correlations between the projections.
+    The reduction makes the dimension bound of :func:`cca_r2` apply to the kept directions:
+    n <= kx + ky is refused (correlations of 1 by construction), as is n < 3.
 
     Args:
         x: (n, d1) features.
@@ -620,19 +804,22 @@ def svcca(x: ArrayLike, y: ArrayLike, keep: float = 0.99) -> float:
         or not (math.isfinite(keep) and 0 < keep <= 1)
     ):
         raise ValueError(f"Expected keep to be a fraction in (0, 1], but got {keep!r}")
-    xs, ys = paired(x, y)
+    xs, ys = paired(x, y, min_rows=1)
+    _enough_samples(xs.shape[0], "svcca")
     not_constant(xs, "x")
     not_constant(ys, "y")
     bases = []
     for data, side in ((xs, "x"), (ys, "y")):
-        u, s, _ = _svd_basis(data)
+        u, s, _ = _svd_basis(data, side)
         if s.numel() == 0:
             raise ValueError(f"Expected the centred {side} to have rank >= 1, but got rank 0")
         energy = torch.cumsum(s * s, 0) / (s * s).sum()
         k = min(int((energy < keep).sum()) + 1, s.numel())
         # The projection Xc V_k = U_k S_k spans the same space as U_k, its orthonormal basis.
         bases.append(u[:, :k])
-    rho = torch.linalg.svdvals(bases[0].T @ bases[1]).clamp(0.0, 1.0)
+    _cca_dimensions(xs.shape[0], bases[0].shape[1], bases[1].shape[1], "svcca", "kept")
+    (rho,) = _svd(bases[0].T @ bases[1], "the product of the kept bases", values_only=True)
+    rho = rho.clamp(0.0, 1.0)
     return float(rho.mean())
 
 
@@ -660,7 +847,7 @@ def pwcca(x: ArrayLike, y: ArrayLike) -> float:
         >>> round(pwcca(x, 5 * x - 1), 6)
         1.0
     """
-    rho, ux, a, xc = _cca_parts(x, y)
+    rho, ux, a, xc = _cca_parts(x, y, "pwcca")
     variates = ux @ a[:, : rho.numel()]  # (n, k), orthonormal columns
     weights = (variates.T @ xc).abs().sum(1)
     total = _positive(float(weights.sum()), "the projection weights", "x")
