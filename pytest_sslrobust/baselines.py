@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import math
 import os
@@ -30,6 +31,7 @@ __all__ = [
     "parse_tolerances",
     "resolve_models",
     "save_baseline",
+    "unmatched_tolerances",
 ]
 
 KIND = "pytest-sslrobust-baseline"
@@ -54,6 +56,12 @@ KNOWN_DIRECTIONS: dict[str, str] = {
 # Protocol fields expected to differ between the baseline's model and the candidate: a new
 # release has new weights and may run on newer libraries, which is the point of comparing.
 IGNORED_PROTOCOL_KEYS = ("backbone", "backbone_fingerprint", "model", "versions", "environment")
+
+# The note of a row whose results came from bare arrays on both sides.
+NO_PROTOCOL = (
+    "no protocol on either side (contracts on bare arrays): compared by value only; the "
+    "data, model and subset behind the values are unchecked"
+)
 
 # In the order the table shows them: what fails the gate first, then what needs a look.
 STATUSES = ("regression", "refused", "missing", "worse", "changed", "new", "improved", "unchanged")
@@ -244,7 +252,10 @@ def parse_tolerances(text: str) -> dict[str, Tolerance]:
     lower-is-better metric such as ``mce``, ``-`` for a higher-is-better one such as
     ``cka``; it must agree with :data:`KNOWN_DIRECTIONS`. A trailing ``%`` makes the amount
     relative to the baseline value. ``*`` sets the default for every other metric (its sign,
-    if any, is ignored). Raises ``ValueError`` saying what to write instead.
+    if any, is ignored). A name close to a built-in metric but not one (``mcee``) is refused
+    with the suggestion; other names are metrics of your own contracts
+    (``assert_no_regression(metric=...)``), and :func:`unmatched_tolerances` finds those that
+    matched nothing. Raises ``ValueError`` saying what to write instead.
     """
     tolerances: dict[str, Tolerance] = {}
     for entry in (part.strip() for part in text.split(",")):
@@ -279,6 +290,12 @@ def parse_tolerances(text: str) -> dict[str, Tolerance]:
             tolerances[metric] = Tolerance(metric, amount, relative)
             continue
         known = KNOWN_DIRECTIONS.get(metric)
+        close = difflib.get_close_matches(metric, KNOWN_DIRECTIONS, n=1, cutoff=0.75)
+        if known is None and close:  # a misspelt built-in metric would never match a result
+            raise ValueError(
+                f"tolerance {entry!r}: no contract records the metric {metric!r}; did you "
+                f"mean {close[0]!r}? (built-in metrics: {', '.join(sorted(KNOWN_DIRECTIONS))})"
+            )
         if not sign:
             if known is not None:
                 expected = "+" if known == "lower" else "-"
@@ -301,6 +318,21 @@ def parse_tolerances(text: str) -> dict[str, Tolerance]:
             )
         tolerances[metric] = Tolerance(metric, amount, relative, better)
     return tolerances
+
+
+def unmatched_tolerances(
+    tolerances: Mapping[str, Tolerance], *runs: Sequence[ContractResult]
+) -> list[str]:
+    """The tolerance metrics of your own (not built-in, not ``*``) that no result of ``runs``
+    records: a tolerance that gates nothing, most often a misspelt name. Built-in metrics a
+    run did not produce are not listed (a documented list covers every suite, a run may
+    select a few)."""
+    recorded = {result.metric for results in runs for result in results}
+    return sorted(
+        metric
+        for metric in tolerances
+        if metric != "*" and metric not in KNOWN_DIRECTIONS and metric not in recorded
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -567,6 +599,34 @@ def _compare_pair(
             status="refused",
             note="protocol differs (baseline vs now): " + "; ".join(differences),
         )
+    if bool(baseline.protocol) != bool(current.protocol):
+        side = "the baseline's" if not baseline.protocol else "this run's"
+        return ComparisonRow(
+            **common,
+            allowed=None,
+            status="refused",
+            note=(
+                f"{side} result has no protocol (a contract on bare arrays), so nothing says "
+                "both measured the same data, model and subset; pass sslrobust.features() "
+                "or sslrobust.predictions() to the contract"
+            ),
+        )
+    row = _decide(common, baseline, current, tolerance, direction, seed)
+    if not baseline.protocol:
+        # Neither side knows what produced it: the values are compared, and the row says so.
+        return dataclasses.replace(row, note="; ".join(filter(None, [row.note, NO_PROTOCOL])))
+    return row
+
+
+def _decide(
+    common: dict[str, Any],
+    baseline: ContractResult,
+    current: ContractResult,
+    tolerance: Tolerance | None,
+    direction: str,
+    seed: int,
+) -> ComparisonRow:
+    base, value, delta = common["baseline_value"], common["value"], common["delta"]
     if tolerance is not None and tolerance.better not in (None, direction):
         return ComparisonRow(
             **common,

@@ -95,7 +95,25 @@ class Readout:
                     f"{', '.join(self.store.dataset.splits) or 'none'})"
                 )
             self._train = self.store.get("original", split=self.train_split)
+            self._warn_if_little_to_fit(self._train)
         return self._train
+
+    def _warn_if_little_to_fit(self, train: FeatureSet) -> None:
+        from pytest_sslrobust.data.base import MIN_TRAIN_PER_CLASS, warn_once
+
+        labels = train.labels.cpu().numpy()
+        counts = np.bincount(labels) if labels.size else np.zeros(0, dtype=np.int64)
+        present = counts[counts > 0]
+        fewest = int(present.min()) if present.size else 0
+        if fewest < MIN_TRAIN_PER_CLASS:
+            spec = self.store.dataset.spec
+            warn_once(
+                ("readout", spec, self.train_split, self.kind),
+                f"sslrobust: the {self.kind} readout is fitted on {len(labels)} "
+                f"{self.train_split!r} images of {spec!r} in {present.size} classes, the "
+                f"smallest with {fewest}; below {MIN_TRAIN_PER_CLASS} per class its accuracy "
+                "says more about the few images than about the features",
+            )
 
     def predict(self, features: FeatureSet) -> np.ndarray:
         """Predicted class indices for every item of ``features``."""

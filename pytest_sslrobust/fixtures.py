@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_sslrobust.session import RUN_KEY, SslRobustRun
+from pytest_sslrobust.session import RUN_KEY, SslRobustRun, fail_explained
 from pytest_sslrobust.settings import Settings
 
 if TYPE_CHECKING:
@@ -25,6 +26,19 @@ if TYPE_CHECKING:
 
 def _run(config: pytest.Config) -> SslRobustRun:
     return config.stash[RUN_KEY]
+
+
+@contextlib.contextmanager
+def _explained() -> Iterator[None]:
+    """Problems with what the test asked for (data that cannot be read, a variant id that
+    does not parse) fail the test with their one-line message, without a traceback."""
+    from pytest_sslrobust.data.base import DataError
+    from pytest_sslrobust.variants.base import VariantError
+
+    try:
+        yield
+    except (DataError, VariantError) as exc:
+        fail_explained(f"sslrobust: {exc}")
 
 
 @pytest.fixture(scope="session")
@@ -211,12 +225,8 @@ class SslRobust:
         Data problems found while reading (an unreadable file, a released variant that
         lacks images) fail the test with the message alone.
         """
-        from pytest_sslrobust.data.base import DataError
-
-        try:
+        with _explained():
             return self.store.get(variant, split=split)
-        except DataError as exc:
-            pytest.fail(f"sslrobust: {exc}", pytrace=False)
 
     def corruptions(self) -> list[Corruption]:
         """The corruption sweep for this test (options, or the test's sslrobust marker)."""
@@ -266,23 +276,20 @@ class SslRobust:
     ) -> CorruptionErrors:
         """The error table of a corruption sweep (default: this test's sweep), with the
         clean error and per-image correctness for intervals. Severities must be 1..5."""
-        from pytest_sslrobust.data.base import DataError
         from pytest_sslrobust.evaluate import corruption_errors
         from pytest_sslrobust.variants.corruptions import parse_corruptions
 
-        if corruptions is None:
-            names = tuple(dict.fromkeys(v.name for v in self.corruptions()))
-        elif isinstance(corruptions, str):
-            names = parse_corruptions(corruptions)
-        else:
-            names = tuple(corruptions)
-        levels = tuple(severities) if severities is not None else (1, 2, 3, 4, 5)
-        try:
+        with _explained():
+            if corruptions is None:
+                names = tuple(dict.fromkeys(v.name for v in self.corruptions()))
+            elif isinstance(corruptions, str):
+                names = parse_corruptions(corruptions)
+            else:
+                names = tuple(corruptions)
+            levels = tuple(severities) if severities is not None else (1, 2, 3, 4, 5)
             return corruption_errors(
                 self.store, names, levels, readout=self.readout(readout), split=split
             )
-        except DataError as exc:
-            pytest.fail(f"sslrobust: {exc}", pytrace=False)
 
     def attribution(
         self,
@@ -299,15 +306,12 @@ class SslRobust:
         or ``similarity`` (label-free: the embedding's agreement with the clean one).
         Cached like features; see ``pytest_sslrobust.attribution``."""
         from pytest_sslrobust.attribution.sets import attribution_set
-        from pytest_sslrobust.data.base import DataError
 
         readout = None if target == "similarity" else self.readout(target)
-        try:
+        with _explained():
             return attribution_set(
                 self.store, readout, variant, split, method=method, target=target, images=images
             )
-        except DataError as exc:
-            pytest.fail(f"sslrobust: {exc}", pytrace=False)
 
     def attack(
         self,
@@ -344,17 +348,19 @@ class SslRobust:
         under this run's corruption protocol and segmenter."""
         from pytest_sslrobust.variants import parse_variant
 
-        return parse_variant(
-            text,
-            protocol=self.settings.corruption_protocol,
-            segmenter=self.settings.segmenter,
-        )
+        with _explained():
+            return parse_variant(
+                text,
+                protocol=self.settings.corruption_protocol,
+                segmenter=self.settings.segmenter,
+            )
 
     def preview(
         self, variants: Sequence[Any], split: str = "test", index: int = 0
     ) -> tuple[Any, list[str]]:
         """A uint8 grid of one item, clean and under each variant, and the tile ids."""
-        return self.store.preview(variants, split=split, index=index)
+        with _explained():
+            return self.store.preview(variants, split=split, index=index)
 
     def items(self, split: str = "test") -> IndexedSource:
         """The deterministic subset of ``split`` that features are computed on."""

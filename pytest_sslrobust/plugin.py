@@ -23,7 +23,7 @@ from pytest_sslrobust.fixtures import (  # noqa: F401 - registered as fixtures b
     sslrobust_variant,
 )
 from pytest_sslrobust.results import COLLECTOR_KEY, ResultCollector, current_item
-from pytest_sslrobust.session import RUN_KEY, SslRobustRun
+from pytest_sslrobust.session import RUN_KEY, SslRobustRun, repeated_failure
 from pytest_sslrobust.settings import OPTIONS, Settings
 
 # Before anything imports it, so that plain `assert`s inside the helpers are rewritten too.
@@ -89,6 +89,21 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistStats(config), "sslrobust-xdist")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A model or dataset that failed to load is explained at the first test that needed it;
+    later tests (pytest re-raises a failed session fixture's error) show one pointer line."""
+    report = yield
+    load = getattr(call.excinfo.value, "sslrobust_load", None) if call.excinfo else None
+    if load is not None:
+        kind, spec, first_seen = load
+        if first_seen != item.nodeid:
+            report.longrepr = repeated_failure(kind, spec, first_seen)
+    return report
 
 
 @pytest.hookimpl(wrapper=True)
@@ -249,6 +264,7 @@ def _write_outputs(session: pytest.Session, settings: Settings, collector: Resul
         load_baseline,
         parse_tolerances,
         save_baseline,
+        unmatched_tolerances,
     )
     from pytest_sslrobust.results import environment
 
@@ -283,12 +299,20 @@ def _write_outputs(session: pytest.Session, settings: Settings, collector: Resul
             collector.comparison_lines = [str(exc)]
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
             return
+        unmatched = unmatched_tolerances(
+            tolerances or {}, collector.results, list(baseline.results.values())
+        )
         collector.comparison = {
             "baseline": str(settings.compare),
             "rows": [dataclasses.asdict(row) for row in comparison.rows],
         }
         lines = [f"compared with {settings.compare}: {comparison.summary()}"]
         lines += [*comparison.notes, *comparison.lines()]
+        lines += [
+            f"--sslrobust-compare-fail {metric!r}: no result of this run or of the baseline "
+            "records this metric, so its tolerance gates nothing; check the spelling"
+            for metric in unmatched
+        ]
         if settings.baseline_update:
             update, written = _update_baseline(settings.compare, collector, comparison)
             lines += update

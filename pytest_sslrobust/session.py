@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import collections
-from typing import TYPE_CHECKING, Any
+import os
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
@@ -19,6 +20,29 @@ if TYPE_CHECKING:
 RUN_KEY = pytest.StashKey["SslRobustRun"]()
 
 
+def fail_explained(message: str, *, load: tuple[str, str, str] | None = None) -> NoReturn:
+    """Fail the current test with ``message`` alone: no traceback and no chained exception
+    (``pytest.fail`` inside an ``except`` block prints the cause a second time).
+
+    ``load`` (kind, spec, test) marks a model or dataset that could not be loaded: pytest
+    re-raises a failed session fixture's exception for every later test, and the plugin's
+    report hook shortens those repeats to :func:`repeated_failure`.
+    """
+    failure = pytest.fail.Exception(message, pytrace=False)
+    failure.sslrobust_load = load  # type: ignore[attr-defined]
+    raise failure from None
+
+
+def repeated_failure(kind: str, spec: str, first_seen: str) -> str:
+    """The line a later test shows for a load failure that an earlier test explained."""
+    return f"sslrobust: could not load {kind} {spec!r}; the reason was given once, at {first_seen}"
+
+
+def _current_test() -> str:
+    current = os.environ.get("PYTEST_CURRENT_TEST", "")
+    return current.rsplit(" (", 1)[0] or "the first test that needed it"
+
+
 class SslRobustRun:
     """Owns everything heavy, built on first use and shared by all tests of the session."""
 
@@ -29,6 +53,10 @@ class SslRobustRun:
         self._datasets: dict[str, Dataset] = {}
         self._stores: dict[str, FeatureStore] = {}
         self._cache: FeatureCache | None = None
+        # (kind, spec) -> the test that saw the failure first: a model or dataset that cannot
+        # be loaded is tried once per session (a hub timeout would otherwise repeat per test)
+        # and its reason printed once.
+        self._load_failures: dict[tuple[str, str], str] = {}
         self.worker_stats: collections.Counter[str] = collections.Counter()
 
     @property
@@ -42,8 +70,9 @@ class SslRobustRun:
 
             directory = None if self.settings.no_cache else self.settings.cache_dir
             self._cache = FeatureCache(directory)
-            if not self.is_worker:
-                self._cache.sweep()
+            # Every process sweeps, xdist workers included: under -n the controller never
+            # opens the cache. Concurrent sweeps are safe (per-entry locks, old files only).
+            self._cache.sweep()
         return self._cache
 
     def stats(self) -> collections.Counter[str]:
@@ -81,17 +110,27 @@ class SslRobustRun:
             pytest.fail(f"--sslrobust-device={wanted}: MPS is not available", pytrace=False)
         return device
 
+    def _failed_before(self, kind: str, spec: str) -> None:
+        first = self._load_failures.get((kind, spec))
+        if first is not None:
+            fail_explained(repeated_failure(kind, spec, first))
+
+    def _failed_now(self, kind: str, spec: str, exc: Exception) -> NoReturn:
+        first = self._load_failures[(kind, spec)] = _current_test()
+        fail_explained(f"sslrobust: {exc}", load=(kind, spec, first))
+
     def backbone(self, spec: str) -> Backbone:
         if spec not in self._backbones:
             from pytest_sslrobust.backbones.base import BackboneError
             from pytest_sslrobust.backbones.loading import load_backbone
 
+            self._failed_before("model", spec)
             try:
                 backbone = load_backbone(
                     spec, arch=self.settings.arch, image_size=self.settings.image_size
                 )
             except BackboneError as exc:
-                pytest.fail(f"sslrobust: {exc}", pytrace=False)
+                self._failed_now("model", spec, exc)
             self._backbones[spec] = backbone.to(self.device())
             from pytest_sslrobust.results import COLLECTOR_KEY
 
@@ -112,10 +151,11 @@ class SslRobustRun:
 
             if not self.settings.no_cache and self.settings.cache_dir is not None:
                 use_digest_memo(self.settings.cache_dir / DIGEST_MEMO)
+            self._failed_before("dataset", spec)
             try:
                 self._datasets[spec] = load_dataset(spec)
             except DataError as exc:
-                pytest.fail(f"sslrobust: {exc}", pytrace=False)
+                self._failed_now("dataset", spec, exc)
         return self._datasets[spec]
 
     def store(self, backbone: Backbone, dataset: Dataset) -> FeatureStore:

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from pytest_sslrobust.paths import user_path
+
 DEFAULT_MODEL = "efficientnet-lite0"
 DEFAULT_DATA = "bundled:textured-digits"
 DEFAULT_BATCH_SIZE = 32
@@ -189,7 +191,10 @@ def parse_compare_missing(value: str) -> str:
 
 
 def parse_path(value: str) -> Path:
-    return Path(value).expanduser()
+    try:
+        return user_path(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parse_bool(value: str | bool) -> bool:

@@ -409,6 +409,50 @@ def test_unreachable_hub_fails_fast(empty_hf_cache: Path, monkeypatch: pytest.Mo
     assert "--sslrobust-model=file:" in message
 
 
+@pytest.mark.parametrize("behaviour", ["silent", "garbage"])
+def test_hub_that_breaks_tls_fails_fast_naming_tls(
+    empty_hf_cache: Path, monkeypatch: pytest.MonkeyPatch, behaviour: str
+) -> None:
+    """A proxy/firewall that accepts TCP but never completes TLS: bounded, and said so."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    port = server.getsockname()[1]
+    accepted: list[socket.socket] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            accepted.append(conn)
+            if behaviour == "garbage":
+                conn.sendall(b"HTTP/1.1 200 OK\r\n\r\nnot tls")
+
+    threading.Thread(target=serve, daemon=True).start()
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", f"https://127.0.0.1:{port}")
+    start = time.monotonic()
+    try:
+        with pytest.raises(BackboneError) as info:
+            load_backbone("dinov2")
+    finally:
+        server.close()
+        for conn in accepted:
+            conn.close()
+    assert time.monotonic() - start < 10
+    message = str(info.value)
+    assert "TLS/proxy" in message
+    assert f"127.0.0.1:{port}" in message
+    assert "\n" not in message
+
+
 def test_timm_name_without_pretrained_weights(
     empty_hf_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -114,3 +114,76 @@ def test_in_place_changes_never_reach_the_next_caller(tmp_path: Path) -> None:
         second = cache.get(KEY_A, lambda: _set(9.0))
         assert cache.stats["memory_hits"] == 1
         assert torch.equal(second["features"], torch.full((3, 2), 1.0))
+
+
+def test_a_full_disk_reported_by_safetensors_falls_back_to_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """safetensors reports ENOSPC as its own SafetensorError, not OSError."""
+    import safetensors.torch
+    from safetensors import SafetensorError
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise SafetensorError("Error while serializing: I/O error: No space left on device")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    cache = FeatureCache(tmp_path / "cache")
+    with pytest.warns(SslRobustCacheWarning) as record:
+        first = cache.get(KEY_A, lambda: _set(1.0))
+        second = cache.get(KEY_B, lambda: _set(2.0))
+    assert len(record) == 1 and "No space left" in str(record[0].message)
+    assert first["features"][0, 0] == 1.0 and second["features"][0, 0] == 2.0
+    assert cache.directory is None
+    assert not [p for p in (tmp_path / "cache").rglob("*.tmp")]  # nothing half-written
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path: Path):
+    """A real 64 KiB file system (root can mount tmpfs here; elsewhere the test says why)."""
+    import subprocess
+
+    mount = tmp_path / "full"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a 64 KiB tmpfs here ({done.stderr.strip() or 'not root'})")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_really_full_disk_falls_back_to_memory(tiny_tmpfs: Path) -> None:
+    cache = FeatureCache(tiny_tmpfs / "cache")
+    big = {"features": torch.arange(64 * 128, dtype=torch.float32).reshape(64, 128)}
+    with pytest.warns(SslRobustCacheWarning) as record:
+        got = [cache.get(f"{i:02d}" + "a" * 62, lambda: dict(big)) for i in range(4)]
+    assert len(record) == 1 and str(tiny_tmpfs / "cache") in str(record[0].message)
+    assert all(torch.equal(g["features"], big["features"]) for g in got)
+    assert not list(tiny_tmpfs.rglob("*.tmp"))
+
+
+def test_xdist_runs_sweep_stale_temporaries(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("xdist", reason="pytest-xdist is a test extra")
+    cache_dir = pytester.path / "cache"
+    FeatureCache(cache_dir).get(KEY_A, lambda: _set(1.0))
+    stale = cache_dir / KEY_A[:2] / f".{KEY_A}.safetensors.999.{'d' * 32}.tmp"
+    stale.write_bytes(b"half")
+    long_ago = time.time() - 7 * 3600
+    os.utime(stale, (long_ago, long_ago))
+    pytester.makepyfile(
+        """
+        def test_uses_the_cache(sslrobust):
+            assert sslrobust.features().features.shape[0] > 0
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-n", "2", "-p", "no:randomly", f"--sslrobust-cache-dir={cache_dir}",
+        "--sslrobust-model=bundled-supervised", "--sslrobust-max-images=4",
+    )  # fmt: skip
+    assert result.ret == 0, result.stdout.str()
+    assert not stale.exists()

@@ -24,6 +24,7 @@ from pytest_sslrobust.backbones.registry import (
     parse_spec,
     study_input_size,
 )
+from pytest_sslrobust.paths import user_path
 
 
 def load_backbone(spec: str, *, arch: str | None = None, image_size: int | None = None) -> Backbone:
@@ -47,7 +48,10 @@ def load_backbone(spec: str, *, arch: str | None = None, image_size: int | None 
         size = image_size or study_input_size(name)
         backbone = _from_timm(spec, name, _hub_weights(spec, name), {}, size, "unknown")
     elif parsed.kind == "file":
-        path = Path(parsed.target).expanduser()
+        try:
+            path = user_path(parsed.target)
+        except ValueError as exc:
+            raise BackboneError(f"model {spec!r}: {exc}") from None
         alias = get_alias(parsed.alias) if parsed.alias else None
         if alias is not None:
             settings = alias.extra
@@ -259,17 +263,52 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _endpoint() -> tuple[str, int]:
+def _endpoint() -> tuple[str, int, bool]:
     url = urllib.parse.urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    return url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
+    https = url.scheme != "http"
+    return url.hostname or "huggingface.co", url.port or (443 if https else 80), https
+
+
+_PROBE_SECONDS = 3.0
+
+
+def _probe_hub(host: str, port: int, https: bool) -> str | None:
+    """Why the hub cannot be used from here, or None; bounded by a few seconds.
+
+    A TCP connection alone is not enough: a proxy or firewall that accepts connections but
+    breaks TLS made each download spend ~50 s in retries before failing with an unrelated
+    message. Behind a configured HTTPS proxy the hub is not contacted directly.
+    """
+    import ssl
+
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY")):
+        return None
+    try:
+        sock = socket.create_connection((host, port), timeout=_PROBE_SECONDS)
+    except OSError as exc:
+        return f"{host}:{port} cannot be reached ({exc})"
+    try:
+        if https:
+            sock.settimeout(_PROBE_SECONDS)
+            context = ssl.create_default_context()
+            with context.wrap_socket(sock, server_hostname=host):
+                pass
+    except (OSError, ssl.SSLError) as exc:
+        return (
+            f"{host}:{port} accepts connections but the TLS handshake failed within "
+            f"{_PROBE_SECONDS:g} s (TLS/proxy problem: {exc or type(exc).__name__})"
+        )
+    finally:
+        sock.close()
+    return None
 
 
 def _hub_weights(spec: str, timm_name: str) -> Path:
     """A local path to the pretrained weights of ``timm_name``, downloading only if allowed.
 
     The Hugging Face cache is read first. Without a cached copy the hub is contacted only
-    when HF_HUB_OFFLINE is unset, and a 3 s reachability probe keeps a machine without
-    network from spending ~47 s in retries before failing.
+    when HF_HUB_OFFLINE is unset, and a 3 s reachability probe (TCP, then TLS) keeps a
+    machine without network from spending ~47 s in retries before failing.
     """
     from huggingface_hub import hf_hub_download, try_to_load_from_cache
 
@@ -299,14 +338,12 @@ def _hub_weights(spec: str, timm_name: str) -> Path:
             f"model {spec!r} needs the weights {repo}/{filenames[0]}, which are not in the "
             f"local Hugging Face cache, and HF_HUB_OFFLINE is set; {advice}"
         )
-    host, port = _endpoint()
-    try:
-        socket.create_connection((host, port), timeout=3).close()
-    except OSError as exc:
+    problem = _probe_hub(*_endpoint())
+    if problem is not None:
         raise BackboneError(
             f"model {spec!r} needs the weights {repo}/{filenames[0]}, which are not in the "
-            f"local Hugging Face cache, and {host}:{port} cannot be reached ({exc}); {advice}"
-        ) from None
+            f"local Hugging Face cache, and {problem}; {advice}"
+        )
     last: Exception | None = None
     for filename in filenames:
         try:

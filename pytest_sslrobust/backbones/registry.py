@@ -9,6 +9,8 @@ import re
 import warnings
 from pathlib import Path
 
+from pytest_sslrobust.paths import user_path
+
 MODULE_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _TIMM_NAME = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)?$")
 _ALIAS_FILE = re.compile(r"^([A-Za-z0-9][\w.-]*)=(file:.+)$")
@@ -199,7 +201,10 @@ def validate_spec(spec: str) -> str | None:
             return f"Could not parse model {spec!r}: expected timm:NAME or timm:NAME.tag"
         return None
     if parsed.kind == "file":
-        path = Path(parsed.target).expanduser()
+        try:
+            path = user_path(parsed.target)
+        except ValueError as exc:
+            return f"model {spec!r}: {exc}"
         if not path.is_file():
             return f"model {spec!r}: no such file {str(path)!r}"
         return None

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -14,6 +15,28 @@ import numpy as np
 
 class DataError(Exception):
     """A dataset cannot be read as given; the message names the file and the fix."""
+
+
+class SslRobustDataWarning(UserWarning):
+    """Data a run can use, but whose numbers deserve a caveat: too few images for a metric
+    or a readout, or images smaller than the model's input (upscaled)."""
+
+
+# Fewer evaluated images than this make bootstrap intervals, CKA/CCA and probe accuracies
+# too unstable to gate on; fewer training images per class than this leave a linear probe
+# or kNN readout little to learn from.
+MIN_EVALUATED = 30
+MIN_TRAIN_PER_CLASS = 5
+
+_WARNED: set[tuple[str, ...]] = set()
+
+
+def warn_once(key: tuple[str, ...], message: str) -> None:
+    """Warn ``message`` the first time ``key`` is seen in this process (once per dataset,
+    not once per test)."""
+    if key not in _WARNED:
+        _WARNED.add(key)
+        warnings.warn(SslRobustDataWarning(message), stacklevel=3)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

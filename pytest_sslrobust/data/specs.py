@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
-from pytest_sslrobust.data.base import Dataset
+from pytest_sslrobust.data.base import DataError, Dataset
+from pytest_sslrobust.paths import user_path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +75,11 @@ def validate_data_spec(text: str) -> str | None:
         return None
     paths = [("path", spec.target)] + list(spec.options)
     for key, value in paths:
-        if not Path(value).expanduser().exists():
+        try:
+            path = user_path(value)
+        except ValueError as exc:
+            return f"data spec {text!r}: {exc}"
+        if not path.exists():
             return f"data spec {text!r}: {key} {value!r} does not exist"
     return None
 
@@ -83,14 +87,17 @@ def validate_data_spec(text: str) -> str | None:
 def load_dataset(text: str) -> Dataset:
     """Build the dataset a spec names (reads directory listings, not pixels)."""
     spec = parse_data_spec(text)
-    options = {key: Path(value).expanduser() for key, value in spec.options}
+    try:
+        options = {key: user_path(value) for key, value in spec.options}
+        path = user_path(spec.target)
+    except ValueError as exc:
+        raise DataError(f"data spec {text!r}: {exc}") from None
     if spec.scheme == "bundled":
         from pytest_sslrobust.data.bundled import load_bundled
 
         return load_bundled(spec.target)
     from pytest_sslrobust.data import sources
 
-    path = Path(spec.target).expanduser()
     if spec.scheme == "imagefolder":
         return sources.imagefolder(path, masks=options.get("masks"), spec=text)
     if spec.scheme == "imagenet-c":

@@ -288,7 +288,12 @@ class FeatureCache:
         }
         temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
         try:
-            save_file(cpu, str(temporary), metadata=metadata)
+            try:
+                save_file(cpu, str(temporary), metadata=metadata)
+            except OSError:
+                raise
+            except Exception as exc:  # safetensors reports I/O failures (ENOSPC) as its own
+                raise OSError(f"could not write {temporary}: {exc}") from exc
             os.chmod(temporary, 0o666 & ~_umask())  # a cache shared by a group stays readable
             with open(temporary, "rb") as handle:
                 os.fsync(handle.fileno())

@@ -18,16 +18,19 @@ from pytest_sslrobust.data.base import Item, Source
 ItemTransform = Callable[[Item], tuple[np.ndarray, dict[str, float]]]
 Batch = tuple[torch.Tensor, dict[str, torch.Tensor]]
 ProgressCallback = Callable[[int, int], None]
+UPSCALED = "_upscaled"  # a per-item flag that travels with the batch; never stored
 
 
 def _load_item(
     source: Source, index: int, backbone: Backbone, transform: ItemTransform | None
 ) -> tuple[torch.Tensor, dict[str, float]]:
     item = source.load(int(index))
+    # Whether preprocessing had to enlarge the source image (counted, then warned once).
+    small = {UPSCALED: float(min(item.image.shape[:2]) < backbone.preprocessing.input_size)}
     if transform is None:
-        return backbone.preprocessing(item.image), {}
+        return backbone.preprocessing(item.image), small
     image, measures = transform(item)
-    return backbone.preprocessing(image), measures
+    return backbone.preprocessing(image), {**measures, **small}
 
 
 def _collate(rows: Sequence[tuple[torch.Tensor, dict[str, float]]]) -> Batch:
@@ -137,6 +140,7 @@ def extract(
     prefetch: int = 2,
     stats: collections.Counter[str] | None = None,
     workers: int = 0,
+    on_upscaled: Callable[[int, int], None] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Features (and logits, when the backbone has a head) of ``source`` items at ``indices``.
 
@@ -145,6 +149,8 @@ def extract(
     Per-item measurements of the transform (e.g. ``ssim``) come as (n,) tensors on the CPU.
     ``stats`` (if given) counts forward batches and images. ``workers`` > 0 loads items in
     that many processes (for costly alterations); 0 uses one loader thread.
+    ``on_upscaled(count, total)`` is called when ``count`` source images were smaller than
+    the backbone's input size (preprocessing enlarged them).
     """
     features: list[torch.Tensor] = []
     logits: list[torch.Tensor] = []
@@ -173,6 +179,9 @@ def extract(
     result = {"features": torch.cat(features)}
     if logits:
         result["logits"] = torch.cat(logits)
+    upscaled = int(torch.cat(measures.pop(UPSCALED)).sum()) if UPSCALED in measures else 0
+    if upscaled and on_upscaled is not None:
+        on_upscaled(upscaled, len(indices))
     result.update({name: torch.cat(values) for name, values in measures.items()})
     return result
 

@@ -14,6 +14,7 @@ import torch
 
 from pytest_sslrobust.backbones.base import Backbone, precision
 from pytest_sslrobust.data.base import (
+    MIN_EVALUATED,
     DataError,
     Dataset,
     IndexedSource,
@@ -21,6 +22,7 @@ from pytest_sslrobust.data.base import (
     Source,
     stable_hash,
     subset_indices,
+    warn_once,
 )
 from pytest_sslrobust.features.cache import FeatureCache, cache_key
 from pytest_sslrobust.features.extract import ItemTransform, ProgressCallback, extract
@@ -128,12 +130,43 @@ class FeatureStore:
             return self.dataset.released[variant][split]
         return self.dataset.split(split)
 
+    def _warn_upscaled(self, count: int, total: int) -> None:
+        size = self.backbone.preprocessing.input_size
+        warn_once(
+            ("upscaled", self.dataset.spec, str(size)),
+            f"sslrobust: {count} of {total} images of {self.dataset.spec!r} are smaller than "
+            f"{self.backbone.name}'s {size} px input and were upscaled to it (counted in the "
+            "first set computed); a study's numbers at another resolution may not compare",
+        )
+
     def selection(self, split: str, variant: str = ORIGINAL) -> IndexedSource:
         """The deterministic, stratified subset of ``split`` this run evaluates."""
         base = self._base_source(split, variant)
-        return IndexedSource(
+        spec = self.dataset.spec
+        if len(base) == 0:
+            sizes = ", ".join(f"{name} {len(source)}" for name, source in self.dataset.splits.items())
+            raise DataError(
+                f"dataset {spec!r}: the {split!r} split holds no images (splits: {sizes}); "
+                "without split folders each class keeps its first image for training, so a "
+                f"class needs 2 or more images to reach {split!r}: add images, or give the "
+                "folder train/ and test/ subfolders"
+            )
+        chosen = IndexedSource(
             base, subset_indices(base.labels, base.ids, self.max_images, self.seed)
         )
+        if len(chosen) < MIN_EVALUATED:
+            cause = (
+                f"--sslrobust-max-images={self.max_images}"
+                if self.max_images is not None and len(base) > len(chosen)
+                else f"the split has {len(base)}"
+            )
+            warn_once(
+                ("evaluated", spec, split),
+                f"sslrobust: only {len(chosen)} {split!r} images of {spec!r} are evaluated "
+                f"({cause}); intervals, CKA/CCA and accuracies on fewer than {MIN_EVALUATED} "
+                "images are too unstable to gate on",
+            )
+        return chosen
 
     def get(self, variant: str | VariantLike = ORIGINAL, split: str = "test") -> FeatureSet:
         """Features of ``split`` under ``variant``.
@@ -187,6 +220,7 @@ class FeatureStore:
                 progress=self.progress(label) if self.progress else None,
                 stats=self.cache.stats,
                 workers=self.workers if transform is not None else 0,
+                on_upscaled=self._warn_upscaled,
             )
 
         tensors = self.cache.get(key, compute, describe=protocol, device=self.backbone.device)
