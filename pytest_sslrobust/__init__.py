@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import importlib
 from importlib import metadata
 from typing import Any
 
 from pytest_sslrobust.backbones.registry import BackboneAlias, list_backbones, register_backbone
-from pytest_sslrobust.data.base import DataError, Dataset, Item
+from pytest_sslrobust.vocabulary import DataError
 
 try:
     __version__ = metadata.version("pytest-sslrobust")
 except metadata.PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
-# Heavy names (they import torch) load on first access, so `pytest --help` stays fast.
+# Heavy names (they import numpy or torch) load on first access, so that `pytest --help`, an
+# unrelated project's run and the collection of a suite that imports contracts stay light.
 _LAZY = {
+    "Dataset": "pytest_sslrobust.data.base",
+    "Item": "pytest_sslrobust.data.base",
     "Backbone": "pytest_sslrobust.backbones.base",
     "BackboneError": "pytest_sslrobust.backbones.base",
     "load_backbone": "pytest_sslrobust.backbones.loading",
@@ -49,9 +53,53 @@ __all__ = [
 ]
 
 
+class _DeferredContract:
+    """A contract (``assert_*``) whose module, and torch with it, is imported at the first
+    call: ``from pytest_sslrobust import assert_cka_between`` at the top of a test file costs
+    nothing at collection. Documentation and signature are the real function's."""
+
+    def __init__(self, name: str) -> None:
+        self.__name__ = self.__qualname__ = name
+        self.__module__ = "pytest_sslrobust.assertions"
+
+    def _real(self) -> Any:
+        return getattr(importlib.import_module("pytest_sslrobust.assertions"), self.__name__)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True
+        return self._real()(*args, **kwargs)
+
+    @property  # type: ignore[override]
+    def __doc__(self) -> str | None:  # type: ignore[override]
+        return self._real().__doc__  # type: ignore[no-any-return]
+
+    @property
+    def __signature__(self) -> Any:
+        import inspect
+
+        return inspect.signature(self._real())
+
+    @property
+    def __wrapped__(self) -> Any:
+        return self._real()
+
+    def __repr__(self) -> str:
+        return f"<contract {self.__name__} (pytest_sslrobust.assertions)>"
+
+
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        module = _LAZY[name]
+        if module == "pytest_sslrobust.assertions" and module not in _loaded_modules():
+            value: Any = _DeferredContract(name)
+        else:
+            value = getattr(importlib.import_module(module), name)
+        globals()[name] = value  # one object per name from now on
+        return value
     raise AttributeError(f"module 'pytest_sslrobust' has no attribute {name!r}")
+
+
+def _loaded_modules() -> Any:
+    import sys
+
+    return sys.modules

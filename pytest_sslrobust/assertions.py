@@ -10,10 +10,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from pytest_sslrobust.contracts.facts import METRICS
 from pytest_sslrobust.evaluate import Predictions
 from pytest_sslrobust.features.store import FeatureSet
 from pytest_sslrobust.metrics import _checks
 from pytest_sslrobust.metrics.attacks import AttackResult
+from pytest_sslrobust.metrics.background import bg_gap
 from pytest_sslrobust.metrics.corruption import (
     ALEXNET_CLEAN_ERROR,
     ALEXNET_ERRORS,
@@ -40,9 +42,8 @@ from pytest_sslrobust.metrics.statistics import (
     cka_interval,
     mce_interval,
 )
-from pytest_sslrobust.results import ContractResult, current_test_id, record
-from pytest_sslrobust.variants.corruptions import COMMON
-from pytest_sslrobust.variants.swaps import bg_gap
+from pytest_sslrobust.results import ContractResult, current_test_id, record, run_seed
+from pytest_sslrobust.vocabulary import COMMON
 
 __all__ = [
     "assert_accuracy_above",
@@ -363,6 +364,12 @@ def _conclude(
 ) -> ContractResult:
     """Decide, record, and raise the explained AssertionError on failure."""
     __tracebackhide__ = True
+    fact = METRICS.get(metric)
+    if fact is not None and fact.direction != better:  # a contract that contradicts the table
+        raise RuntimeError(
+            f"{helper} records {metric} with better={better!r}, but the metric facts say "
+            f"{fact.direction!r} (pytest_sslrobust.contracts.facts)"
+        )
     # The decision uses the interval end least favourable to passing: the high end against an
     # upper limit, the low end against a lower limit, both against a range.
     lo, hi = (value, value) if interval is None else (interval.low, interval.high)
@@ -493,7 +500,7 @@ def assert_mce_below(
     label: str | None = None,
     confidence: float | None = None,
     resamples: int = 1000,
-    seed: int = 0,
+    seed: int | None = None,
 ) -> ContractResult:
     """Assert that the mCE (percent, AlexNet = 100) is at most ``limit``.
 
@@ -506,7 +513,7 @@ def assert_mce_below(
         confidence: e.g. 0.95 to decide on the upper end of the bootstrap interval over
             images; needs ``errors.correct``.
         resamples: bootstrap resamples.
-        seed: bootstrap seed.
+        seed: bootstrap seed (default: the run's ``--sslrobust-seed``; 0 outside a run).
 
     Returns:
         The recorded ContractResult; on failure AssertionError lists every common
@@ -526,7 +533,7 @@ def assert_mce_below(
             reference,
             resamples=resamples,
             confidence=level,
-            seed=seed,
+            seed=run_seed(seed),
         )
     return _conclude(
         "assert_mce_below",
@@ -590,7 +597,7 @@ def _relative_interval(
         return 100.0 * ((cells - clean).sum(axis=2) / denominators).mean(axis=1)
 
     return bootstrap(
-        statistic, n, resamples=resamples, confidence=level, seed=seed, vectorized=True
+        statistic, n, resamples=resamples, confidence=level, seed=run_seed(seed), vectorized=True
     )
 
 
@@ -604,7 +611,7 @@ def assert_relative_mce_below(
     label: str | None = None,
     confidence: float | None = None,
     resamples: int = 1000,
-    seed: int = 0,
+    seed: int | None = None,
 ) -> ContractResult:
     """Assert that the relative mCE (percent, AlexNet = 100) is at most ``limit``.
 
@@ -619,7 +626,7 @@ def assert_relative_mce_below(
             ``errors.correct`` and either ``errors.clean_correct`` (resampled with the cells)
             or an explicit ``clean_error`` (held fixed). The reference is held fixed.
         resamples: bootstrap resamples.
-        seed: bootstrap seed.
+        seed: bootstrap seed (default: the run's ``--sslrobust-seed``; 0 outside a run).
 
     Returns:
         The recorded ContractResult; on failure AssertionError lists every common
@@ -638,7 +645,9 @@ def assert_relative_mce_below(
         denominators = np.array(
             [math.fsum(e - ref_clean for e in ref_table[name]) for name in COMMON]
         )
-        interval = _relative_interval(errors, clean_error, denominators, level, resamples, seed)
+        interval = _relative_interval(
+            errors, clean_error, denominators, level, resamples, run_seed(seed)
+        )
     return _conclude(
         "assert_relative_mce_below",
         metric="relative_mce",
@@ -683,7 +692,9 @@ def _similarity(
     value = fn(a, b)
     interval = None
     if level is not None:
-        interval = cka_interval(a, b, fn, resamples=resamples, confidence=level, seed=seed)
+        interval = cka_interval(
+            a, b, fn, resamples=resamples, confidence=level, seed=run_seed(seed)
+        )
     n = int(_checks.as_tensor(a, "x").shape[0])
     rows = [("n", str(n), "", "", ""), ("metric", fn.__name__, "", "", "")]
     details: list[dict[str, Any]] = []
@@ -720,7 +731,7 @@ def assert_cka_between(
     label: str | None = None,
     confidence: float | None = None,
     resamples: int = 1000,
-    seed: int = 0,
+    seed: int | None = None,
 ) -> ContractResult:
     """Assert that the CKA between two representations of the same images is in [low, high].
 
@@ -734,7 +745,7 @@ def assert_cka_between(
         confidence: e.g. 0.95 to require the whole bootstrap interval (rows resampled
             jointly) inside [low, high].
         resamples: bootstrap resamples.
-        seed: bootstrap seed.
+        seed: bootstrap seed (default: the run's ``--sslrobust-seed``; 0 outside a run).
     """
     __tracebackhide__ = True
     if kernel not in _CKA_KERNELS:
@@ -751,7 +762,7 @@ def assert_cka_between(
         label=label,
         confidence=confidence,
         resamples=resamples,
-        seed=seed,
+        seed=run_seed(seed),
     )
 
 
@@ -765,7 +776,7 @@ def assert_cca_between(
     label: str | None = None,
     confidence: float | None = None,
     resamples: int = 1000,
-    seed: int = 0,
+    seed: int | None = None,
 ) -> ContractResult:
     """Assert that a CCA similarity of two representations is in [low, high].
 
@@ -778,7 +789,7 @@ def assert_cca_between(
         label: tells several results of one test apart (default ``"cca"``).
         confidence: e.g. 0.95 to require the whole bootstrap interval inside [low, high].
         resamples: bootstrap resamples.
-        seed: bootstrap seed.
+        seed: bootstrap seed (default: the run's ``--sslrobust-seed``; 0 outside a run).
     """
     __tracebackhide__ = True
     if kind not in _CCA_KINDS:
@@ -795,7 +806,7 @@ def assert_cca_between(
         label=label,
         confidence=confidence,
         resamples=resamples,
-        seed=seed,
+        seed=run_seed(seed),
     )
 
 
@@ -812,7 +823,7 @@ def assert_accuracy_above(
     label: str | None = None,
     confidence: float | None = None,
     resamples: int = 1000,
-    seed: int = 0,
+    seed: int | None = None,
 ) -> ContractResult:
     """Assert that top-1 accuracy, a fraction in [0, 1], is at least ``limit``.
 
@@ -823,7 +834,7 @@ def assert_accuracy_above(
         label: tells several results of one test apart (default ``"accuracy"``).
         confidence: e.g. 0.95 to decide on the lower end of the bootstrap interval.
         resamples: bootstrap resamples.
-        seed: bootstrap seed.
+        seed: bootstrap seed (default: the run's ``--sslrobust-seed``; 0 outside a run).
 
     Returns:
         The recorded ContractResult; on failure AssertionError shows the worst classes.
@@ -838,7 +849,8 @@ def assert_accuracy_above(
     if level is not None:
         # statistics reports accuracy in percent; the contract is in fractions.
         interval = _scaled(
-            accuracy_interval(correct, resamples=resamples, confidence=level, seed=seed), 0.01
+            accuracy_interval(correct, resamples=resamples, confidence=level, seed=run_seed(seed)),
+            0.01,
         )
     rows, details = _class_rows(truth, correct, 4)
     return _conclude(
@@ -868,7 +880,7 @@ def assert_accuracy_drop_below(
     label: str | None = None,
     confidence: float | None = None,
     resamples: int = 1000,
-    seed: int = 0,
+    seed: int | None = None,
 ) -> ContractResult:
     """Assert that accuracy(clean) - accuracy(altered), in fractions, is at most ``max_drop``.
 
@@ -884,7 +896,7 @@ def assert_accuracy_drop_below(
         label: tells several results of one test apart (default ``"accuracy_drop"``).
         confidence: e.g. 0.95 to decide on the upper end of the paired bootstrap interval.
         resamples: bootstrap resamples.
-        seed: bootstrap seed.
+        seed: bootstrap seed (default: the run's ``--sslrobust-seed``; 0 outside a run).
     """
     __tracebackhide__ = True
     bound = _number(max_drop, "max_drop")
@@ -904,7 +916,11 @@ def assert_accuracy_drop_below(
     if level is not None:
         interval = _scaled(
             accuracy_difference_interval(
-                right_clean, right_altered, resamples=resamples, confidence=level, seed=seed
+                right_clean,
+                right_altered,
+                resamples=resamples,
+                confidence=level,
+                seed=run_seed(seed),
             ),
             0.01,
         )
@@ -962,7 +978,7 @@ def _balanced_interval(
         truth.shape[0],
         resamples=resamples,
         confidence=level,
-        seed=seed,
+        seed=run_seed(seed),
         vectorized=True,
         digits=4,
     )
@@ -976,7 +992,7 @@ def assert_balanced_accuracy_above(
     label: str | None = None,
     confidence: float | None = None,
     resamples: int = 1000,
-    seed: int = 0,
+    seed: int | None = None,
 ) -> ContractResult:
     """Assert that balanced accuracy (mean per-class recall, in [0, 1]) is at least ``limit``.
 
@@ -989,7 +1005,7 @@ def assert_balanced_accuracy_above(
         confidence: e.g. 0.95 to decide on the lower end of the bootstrap interval over
             images; predictions only (folds are not a sample of images).
         resamples: bootstrap resamples.
-        seed: bootstrap seed.
+        seed: bootstrap seed (default: the run's ``--sslrobust-seed``; 0 outside a run).
     """
     __tracebackhide__ = True
     bound = _fraction(limit, "limit")
@@ -1041,7 +1057,7 @@ def assert_balanced_accuracy_above(
     correct = predicted == truth
     interval = None
     if level is not None:
-        interval = _balanced_interval(truth, correct, level, resamples, seed)
+        interval = _balanced_interval(truth, correct, level, resamples, run_seed(seed))
     rows, details = _class_rows(truth, correct, 4)
     return _conclude(
         "assert_balanced_accuracy_above",
@@ -1182,7 +1198,7 @@ def assert_robust_accuracy_above(
     label: str | None = None,
     confidence: float | None = None,
     resamples: int = 1000,
-    seed: int = 0,
+    seed: int | None = None,
 ) -> ContractResult:
     """Assert that robust accuracy (a fraction) at budget ``eps`` is at least ``limit``.
 
@@ -1194,7 +1210,7 @@ def assert_robust_accuracy_above(
         confidence: e.g. 0.95 to decide on the lower end of the bootstrap interval; needs
             ``result.per_sample``.
         resamples: bootstrap resamples.
-        seed: bootstrap seed.
+        seed: bootstrap seed (default: the run's ``--sslrobust-seed``; 0 outside a run).
     """
     __tracebackhide__ = True
     bound = _fraction(limit, "limit")
@@ -1219,7 +1235,7 @@ def assert_robust_accuracy_above(
             )
         interval = _scaled(
             accuracy_interval(
-                result.per_sample[row], resamples=resamples, confidence=level, seed=seed
+                result.per_sample[row], resamples=resamples, confidence=level, seed=run_seed(seed)
             ),
             0.01,
         )
@@ -1401,7 +1417,7 @@ def _mean_rows(
                 values.shape[0],
                 resamples=resamples,
                 confidence=level,
-                seed=seed,
+                seed=run_seed(seed),
                 vectorized=True,
                 digits=4,
             )
@@ -1451,7 +1467,7 @@ def assert_focus_shift_below(
     label: str | None = None,
     confidence: float | None = None,
     resamples: int = 1000,
-    seed: int = 0,
+    seed: int | None = None,
 ) -> ContractResult:
     """Assert that attribution maps move at most ``limit`` from clean to each altered variant.
 
@@ -1470,7 +1486,7 @@ def assert_focus_shift_below(
         label: tells several results of one test apart (default ``"focus_shift"``).
         confidence: e.g. 0.95 to decide on the upper end of the bootstrap interval.
         resamples: bootstrap resamples.
-        seed: bootstrap seed.
+        seed: bootstrap seed (default: the run's ``--sslrobust-seed``; 0 outside a run).
 
     Returns:
         The recorded ContractResult; its value is the largest mean shift among the variants.
@@ -1491,7 +1507,7 @@ def assert_focus_shift_below(
         note = f"{attributed.degenerate} empty maps" if attributed.degenerate else ""
         per_set.append((attributed.variant, np.asarray(values, dtype=np.float64), note))
     worst, intervals, rows, details = _mean_rows(
-        per_set, low=None, high=bound, level=level, resamples=resamples, seed=seed
+        per_set, low=None, high=bound, level=level, resamples=resamples, seed=run_seed(seed)
     )
     name, values, _ = per_set[worst]
     shown = "rank shift" if measure == "rank_shift" else f"top-{top_k:g} shift"
@@ -1522,7 +1538,7 @@ def assert_foreground_focus_above(
     label: str | None = None,
     confidence: float | None = None,
     resamples: int = 1000,
-    seed: int = 0,
+    seed: int | None = None,
 ) -> ContractResult:
     """Assert that attribution maps put at least ``limit`` of their mass on the foreground.
 
@@ -1538,7 +1554,7 @@ def assert_foreground_focus_above(
         label: tells several results of one test apart (default ``"foreground_focus"``).
         confidence: e.g. 0.95 to decide on the lower end of the bootstrap interval.
         resamples: bootstrap resamples.
-        seed: bootstrap seed.
+        seed: bootstrap seed (default: the run's ``--sslrobust-seed``; 0 outside a run).
 
     Returns:
         The recorded ContractResult; its value is the lowest mean focus among the variants.
@@ -1553,7 +1569,7 @@ def assert_foreground_focus_above(
         chance = float(attributed.chance_focus().mean())
         per_set.append((attributed.variant, np.asarray(focus, np.float64), f"chance {chance:.4f}"))
     worst, intervals, rows, details = _mean_rows(
-        per_set, low=bound, high=None, level=level, resamples=resamples, seed=seed
+        per_set, low=bound, high=None, level=level, resamples=resamples, seed=run_seed(seed)
     )
     for detail, attributed in zip(details, sets, strict=True):
         detail["chance"] = float(attributed.chance_focus().mean())

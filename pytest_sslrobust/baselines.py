@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pytest_sslrobust.contracts.facts import METRICS
 from pytest_sslrobust.results import READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION, ContractResult
 from pytest_sslrobust.results import environment as current_environment
 
@@ -36,22 +37,10 @@ __all__ = [
 
 KIND = "pytest-sslrobust-baseline"
 
-# Which way each built-in metric improves; results normally say so themselves (``better``),
-# this table checks the signs of tolerances before any result exists.
-KNOWN_DIRECTIONS: dict[str, str] = {
-    "mce": "lower",
-    "relative_mce": "lower",
-    "accuracy_drop": "lower",
-    "bg_gap": "lower",
-    "cka": "higher",
-    "cca": "higher",
-    "accuracy": "higher",
-    "balanced_accuracy": "higher",
-    "neighbour_consistency": "higher",
-    "robust_accuracy": "higher",
-    "focus_shift": "lower",
-    "foreground_focus": "higher",
-}
+# Which way each built-in metric improves, from the one table of metric facts; results
+# normally say so themselves (``better``), this checks the signs of tolerances before any
+# result exists.
+KNOWN_DIRECTIONS: dict[str, str] = {name: fact.direction for name, fact in METRICS.items()}
 
 # Protocol fields expected to differ between the baseline's model and the candidate: a new
 # release has new weights and may run on newer libraries, which is the point of comparing.

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from pytest_sslrobust.features.cache import cache_key
+from pytest_sslrobust.vocabulary import corruption_id
 
 if TYPE_CHECKING:
     from pytest_sslrobust.features.store import FeatureSet, FeatureStore
@@ -216,7 +217,7 @@ def corruption_errors(
     for name in corruptions:
         per_severity = []
         for severity in severities:
-            altered = store.get(f"{name}-s{severity}", split=split)
+            altered = store.get(corruption_id(name, severity), split=split)
             sources.add(_source(store, altered))
             per_severity.append(reader.predict(altered))
         predictions[name] = per_severity

@@ -109,6 +109,21 @@ class ContractResult:
         return cls(**values)
 
 
+def run_seed(seed: int | None) -> int:
+    """``seed`` when given, else the running test's ``--sslrobust-seed`` (0 outside a run):
+    bootstrap intervals follow the run's seed like everything else it draws."""
+    if seed is not None:
+        return seed
+    item = current_item.get()
+    if item is None:
+        return 0
+    from pytest_sslrobust.session import RUN_KEY
+
+    config = getattr(item, "config", None)  # a test double of an item may have none
+    run = config.stash.get(RUN_KEY, None) if config is not None else None
+    return int(run.settings.seed) if run is not None else 0
+
+
 def record(result: ContractResult) -> ContractResult:
     """Attach a result to the running test (no-op outside a pytest test)."""
     item = current_item.get()
@@ -264,7 +279,8 @@ class ResultCollector:
         return {
             "schema_version": SCHEMA_VERSION,
             "environment": environment(),
-            "results": [result.to_dict() for result in self.results],
+            # By test id (stable within a test): the same file with and without -n.
+            "results": [result.to_dict() for result in sorted(self.results, key=lambda r: r.test)],
         }
 
     def summary_lines(self, width: int = 100) -> list[str]:

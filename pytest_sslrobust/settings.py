@@ -12,6 +12,12 @@ from typing import Any
 import pytest
 
 from pytest_sslrobust.paths import user_path
+from pytest_sslrobust.vocabulary import (
+    PROTOCOLS,
+    VariantError,
+    parse_corruptions,
+    parse_severities,
+)
 
 DEFAULT_MODEL = "efficientnet-lite0"
 DEFAULT_DATA = "bundled:textured-digits"
@@ -97,9 +103,6 @@ def parse_data(value: str) -> str:
 
 def parse_corruption_list(value: str) -> tuple[str, ...]:
     """Corruption names and groups (``common``, ``noise,fog``) -> names."""
-    from pytest_sslrobust.variants.base import VariantError
-    from pytest_sslrobust.variants.corruptions import parse_corruptions
-
     try:
         return parse_corruptions(value)
     except VariantError as exc:
@@ -108,9 +111,6 @@ def parse_corruption_list(value: str) -> tuple[str, ...]:
 
 def parse_severity_list(value: str) -> tuple[int, ...]:
     """``1-5``, ``1,3`` -> severities."""
-    from pytest_sslrobust.variants.base import VariantError
-    from pytest_sslrobust.variants.corruptions import parse_severities
-
     try:
         return parse_severities(value)
     except VariantError as exc:
@@ -118,8 +118,6 @@ def parse_severity_list(value: str) -> tuple[int, ...]:
 
 
 def parse_protocol(value: str) -> str:
-    from pytest_sslrobust.variants.corruptions import PROTOCOLS
-
     text = value.strip()
     if text not in PROTOCOLS:
         raise argparse.ArgumentTypeError(

@@ -17,7 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hypothesis import strategies as st
+try:
+    from hypothesis import strategies as st
+except ImportError:  # an extra since hypothesis is needed here only
+    raise ImportError(
+        "pytest_sslrobust.strategies needs hypothesis, which is an extra: "
+        "pip install 'pytest-sslrobust[hypothesis]' (or pip install hypothesis)"
+    ) from None
 
 from pytest_sslrobust.variants.base import Variant
 from pytest_sslrobust.variants.corruptions import (

@@ -155,6 +155,34 @@ def test_results_of_xdist_workers_reach_the_controller(pytester: pytest.Pytester
     result.stdout.fnmatch_lines(["*sslrobust contracts*", "FAILED*test_accuracy*"])
 
 
+def test_json_results_are_in_test_id_order_with_and_without_xdist(pytester: pytest.Pytester):
+    _project(pytester, 0.9)
+    documents = []
+    for args in ([], ["-n", "2"]):
+        out = pytester.path / f"r{len(args)}.json"
+        pytester.runpytest_subprocess(*args, f"--sslrobust-json={out}").assert_outcomes(passed=2)
+        documents.append(json.loads(out.read_text())["results"])
+    plain, parallel = documents
+    assert [r["test"] for r in plain] == sorted(r["test"] for r in plain)
+    assert plain == parallel
+
+
+def test_bootstrap_intervals_follow_the_run_seed(pytester: pytest.Pytester):
+    _project(pytester, 0.9, confidence="0.95")
+    seeds = {}
+    for run_seed in (0, 7):
+        out = pytester.path / f"s{run_seed}.json"
+        result = pytester.runpytest_subprocess(
+            f"--sslrobust-seed={run_seed}", f"--sslrobust-json={out}"
+        )
+        result.assert_outcomes(passed=2)
+        (accuracy,) = [
+            r for r in json.loads(out.read_text())["results"] if r["label"] == "accuracy"
+        ]
+        seeds[run_seed] = accuracy["interval"]["seed"]
+    assert seeds == {0: 0, 7: 7}
+
+
 def test_compare_fail_needs_compare(pytester: pytest.Pytester):
     pytester.makepyfile("def test_x():\n    pass\n")
     result = pytester.runpytest_subprocess("--sslrobust-compare-fail=mce:+1")

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from pytest_sslrobust.vocabulary import DataError
 
-class DataError(Exception):
-    """A dataset cannot be read as given; the message names the file and the fix."""
+__all__ = ["DataError"]  # re-exported from the vocabulary; the rest by name
 
 
 class SslRobustDataWarning(UserWarning):

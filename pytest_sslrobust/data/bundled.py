@@ -20,8 +20,9 @@ from pytest_sslrobust.data.base import (
     deterministic_split,
     stable_hash,
 )
+from pytest_sslrobust.vocabulary import BUNDLED_DATASETS
 
-BUNDLED = ("textured-digits", "textured-shapes")
+BUNDLED = BUNDLED_DATASETS
 
 # One photograph per class: in the "biased-train" split most of a class's images sit on its
 # own photograph, so background alone predicts the label there (as ImageNet-9's backgrounds

@@ -23,6 +23,7 @@ from pytest_sslrobust.data.base import (
     stable_hash,
 )
 from pytest_sslrobust.data.io import MASK_SUFFIXES, is_image_file, load_image, load_mask
+from pytest_sslrobust.vocabulary import IN9_RELEASED, corruption_id
 
 # The split must not move when the spec text changes (a path spelled differently, an option
 # added), or results taken on "the same" data would silently use different test images.
@@ -49,15 +50,6 @@ IMAGENET_C_SEVERITIES = ("1", "2", "3", "4", "5")
 
 IN9_ORIGINAL = "original"
 IN9_MASKS = "fg_mask"
-IN9_RELEASED = (
-    "only_fg",
-    "no_fg",
-    "only_bg_b",
-    "only_bg_t",
-    "mixed_same",
-    "mixed_rand",
-    "mixed_next",
-)
 
 
 class FileSource(Source):
@@ -371,7 +363,7 @@ def imagenet_c(path: Path, clean: Path, spec: str = "") -> Dataset:
                     f"(e.g. {', '.join(orphans[:5])}); the clean folder must hold the same "
                     "<wnid>/<file name> as the corrupted ones"
                 )
-            variant = f"{corruption.name}-s{severity.name}"
+            variant = corruption_id(corruption.name, int(severity.name))
             labels = [label_by_id[i] for i in ids]
             released[variant] = {"test": FileSource(images, labels, ids)}
             corrupted_files.extend(images)
@@ -452,7 +444,7 @@ def cifar_c(path: Path, clean: Path | None = None, spec: str = "") -> Dataset:
             )
         for s in range(1, CIFAR_SEVERITIES + 1):
             view = images[(s - 1) * n : s * n]
-            released[f"{file.stem}-s{s}"] = {
+            released[corruption_id(file.stem, s)] = {
                 "test": ArraySource(view, labels, ids, what=f"{file} severity {s}")
             }
 

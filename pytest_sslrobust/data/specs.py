@@ -2,63 +2,21 @@
 
 from __future__ import annotations
 
-import dataclasses
+from typing import TYPE_CHECKING
 
-from pytest_sslrobust.data.base import DataError, Dataset
 from pytest_sslrobust.paths import user_path
+from pytest_sslrobust.vocabulary import (
+    BUNDLED_DATASETS,
+    SCHEMES,
+    DataError,
+    DataSpec,
+    parse_data_spec,
+)
 
+if TYPE_CHECKING:
+    from pytest_sslrobust.data.base import Dataset
 
-@dataclasses.dataclass(frozen=True)
-class DataSpec:
-    """``scheme:target[,key=value...]`` split into its parts."""
-
-    scheme: str
-    target: str
-    options: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def option_dict(self) -> dict[str, str]:
-        return dict(self.options)
-
-
-# scheme -> (option keys allowed, keys required, whether target is a path)
-SCHEMES: dict[str, tuple[frozenset[str], frozenset[str], bool]] = {
-    "bundled": (frozenset(), frozenset(), False),
-    "imagefolder": (frozenset({"masks"}), frozenset(), True),
-    "imagenet-c": (frozenset({"clean"}), frozenset({"clean"}), True),
-    "cifar-c": (frozenset({"clean"}), frozenset(), True),
-    "in9": (frozenset(), frozenset(), True),
-}
-
-
-def parse_data_spec(text: str) -> DataSpec:
-    """Split a spec; raises ``ValueError`` with the reason when it is malformed."""
-    scheme, sep, rest = text.partition(":")
-    if not sep or scheme not in SCHEMES:
-        raise ValueError(
-            f"Could not parse data spec {text!r}: expected one of "
-            f"{', '.join(s + ':...' for s in SCHEMES)}"
-        )
-    target, *pairs = rest.split(",")
-    options: list[tuple[str, str]] = []
-    for pair in pairs:
-        key, eq, value = pair.partition("=")
-        if not eq or not key or not value:
-            raise ValueError(f"Could not parse data spec {text!r}: {pair!r} is not key=value")
-        options.append((key.strip(), value.strip()))
-    allowed, required, _ = SCHEMES[scheme]
-    unknown = [key for key, _ in options if key not in allowed]
-    if unknown:
-        accepted = ", ".join(sorted(allowed)) or "none"
-        raise ValueError(
-            f"data spec {text!r}: unknown option {unknown[0]!r} for {scheme}: (accepted: {accepted})"
-        )
-    missing = sorted(required - {key for key, _ in options})
-    if missing:
-        raise ValueError(f"data spec {text!r}: {scheme}: needs {missing[0]}=PATH")
-    if not target:
-        raise ValueError(f"Could not parse data spec {text!r}: nothing after {scheme}:")
-    return DataSpec(scheme, target, tuple(options))
+__all__ = ["SCHEMES", "DataSpec", "load_dataset", "parse_data_spec", "validate_data_spec"]
 
 
 def validate_data_spec(text: str) -> str | None:
@@ -68,10 +26,9 @@ def validate_data_spec(text: str) -> str | None:
     except ValueError as exc:
         return str(exc)
     if spec.scheme == "bundled":
-        from pytest_sslrobust.data.bundled import BUNDLED
-
-        if spec.target not in BUNDLED:
-            return f"data spec {text!r}: no bundled dataset {spec.target!r} (have: {', '.join(BUNDLED)})"
+        if spec.target not in BUNDLED_DATASETS:
+            have = ", ".join(BUNDLED_DATASETS)
+            return f"data spec {text!r}: no bundled dataset {spec.target!r} (have: {have})"
         return None
     paths = [("path", spec.target)] + list(spec.options)
     for key, value in paths:

@@ -144,7 +144,9 @@ class FeatureStore:
         base = self._base_source(split, variant)
         spec = self.dataset.spec
         if len(base) == 0:
-            sizes = ", ".join(f"{name} {len(source)}" for name, source in self.dataset.splits.items())
+            sizes = ", ".join(
+                f"{name} {len(source)}" for name, source in self.dataset.splits.items()
+            )
             raise DataError(
                 f"dataset {spec!r}: the {split!r} split holds no images (splits: {sizes}); "
                 "without split folders each class keeps its first image for training, so a "

@@ -11,6 +11,7 @@ from pytest_sslrobust.metrics.attacks import (
     random_noise,
     robust_accuracy,
 )
+from pytest_sslrobust.metrics.background import bg_gap
 from pytest_sslrobust.metrics.corruption import (
     ALEXNET_CLEAN_ERROR,
     ALEXNET_ERRORS,
@@ -70,7 +71,6 @@ from pytest_sslrobust.metrics.statistics import (
     mce_difference_interval,
     mce_interval,
 )
-from pytest_sslrobust.variants.swaps import bg_gap
 
 __all__ = [
     "ALEXNET_CLEAN_ERROR",

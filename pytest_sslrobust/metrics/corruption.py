@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from pytest_sslrobust.metrics import _checks
-from pytest_sslrobust.variants.corruptions import COMMON, SEVERITIES, generator_version
+from pytest_sslrobust.vocabulary import COMMON, SEVERITIES, generator_version
 
 __all__ = [
     "ALEXNET_CLEAN_ERROR",

@@ -17,7 +17,7 @@ from pytest_sslrobust.metrics.corruption import (
     check_protocols,
     mce,
 )
-from pytest_sslrobust.variants.corruptions import COMMON
+from pytest_sslrobust.vocabulary import COMMON
 
 __all__ = [
     "Interval",

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pytest_sslrobust.results import ResultCollector, record_artifact
+from pytest_sslrobust.vocabulary import SEVERITIES, corruption_cell, corruption_id
 
 if TYPE_CHECKING:
     from pytest_sslrobust.attribution.sets import AttributionSet
@@ -57,7 +58,7 @@ class ReportRecorder:
             payload["reference_note"] = str(exc)
         ssim = {}
         for name in errors.errors:
-            cells = [self.store.get(f"{name}-s{s}", split=split).ssim for s in range(1, 6)]
+            cells = [self.store.get(corruption_id(name, s), split=split).ssim for s in SEVERITIES]
             if all(c is not None for c in cells):
                 ssim[name] = [float(np.nanmean(_numpy(c))) for c in cells]
         if ssim:
@@ -173,8 +174,6 @@ class ReportRecorder:
         shift against severity for corruption variants, and maps laid over the first
         ``overlays`` images: clean and under the ``overlay_variants`` variants whose maps
         moved most (the worst corruptions), so the report stays small for full sweeps."""
-        import re
-
         rows = []
         curves: dict[str, dict[int, float]] = {}
         moved: list[tuple[float, int]] = []
@@ -189,9 +188,9 @@ class ReportRecorder:
                 row["rank_shift"] = float(shift["rank_shift"].mean())
                 row["topk_overlap"] = float(shift["topk_overlap"].mean())
                 moved.append((row["rank_shift"], index - 1))
-                match = re.fullmatch(r"(?P<name>[a-z_]+)-s(?P<severity>[1-5])", attributed.variant)
-                if match:
-                    curves.setdefault(match["name"], {})[int(match["severity"])] = row["rank_shift"]
+                cell = corruption_cell(attributed.variant)
+                if cell is not None and cell[1] in SEVERITIES:
+                    curves.setdefault(cell[0], {})[cell[1]] = row["rank_shift"]
             if attributed.masks is not None:
                 try:
                     row["foreground_focus"] = float(attributed.foreground_focus().mean())

@@ -14,6 +14,8 @@ from typing import Any
 import jinja2
 import markupsafe
 
+from pytest_sslrobust.vocabulary import GROUPS, corruption_cell
+
 __all__ = ["SECTIONS", "format_bounds", "format_interval", "format_number", "render_report"]
 
 # Section ids and headings, in page order; a section without data is left out entirely.
@@ -51,7 +53,6 @@ _PROTOCOL_SKIP = frozenset(
     }
 )
 _MISSING = "–"
-_CORRUPTION_ID = re.compile(r"^(?P<name>[a-z_]+)-s(?P<severity>[1-9]\d?)$")
 
 
 # --------------------------------------------------------------------------- formatting
@@ -439,7 +440,6 @@ def _contracts_section(document: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def _corruption_section(document: Mapping[str, Any]) -> dict[str, Any] | None:
-    from pytest_sslrobust.variants.corruptions import GROUPS
 
     artifacts = _artifacts_of(document, "corruption_errors")
     artifacts = [a for a in artifacts if isinstance(a["payload"].get("errors"), Mapping)]
@@ -1038,8 +1038,6 @@ def _attribution_section(document: Mapping[str, Any]) -> dict[str, Any] | None:
 
     curves = [(a, c) for a in artifacts if (c := _severity_rows(a["payload"].get("severity")))]
     if curves:
-        from pytest_sslrobust.variants.corruptions import GROUPS
-
         # One y scale for every model, so that the panels compare at a glance.
         top = max(
             (v for _, c in curves for row in c.values() for v in row if math.isfinite(v)),
@@ -1253,10 +1251,12 @@ def _preview_rows(images: list[dict[str, Any]]) -> list[list[dict[str, Any] | No
     by_corruption: dict[str, dict[int, dict[str, Any]]] = {}
     others = []
     for image in images:
-        match = _CORRUPTION_ID.match(image["id"])
-        cells = by_corruption.setdefault(match["name"], {}) if match else None
-        if match and cells is not None and int(match["severity"]) not in cells:
-            cells[int(match["severity"])] = image
+        match = corruption_cell(str(image["id"]))
+        if match is not None and match[1] > 99:
+            match = None
+        cells = by_corruption.setdefault(match[0], {}) if match else None
+        if match and cells is not None and match[1] not in cells:
+            cells[match[1]] = image
         else:
             others.append(image)
     width = max((max(cells) for cells in by_corruption.values()), default=0)

@@ -2,24 +2,49 @@
 
 from __future__ import annotations
 
-import re
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from pytest_sslrobust.variants.augment import Augmentation
-from pytest_sslrobust.variants.base import Variant, VariantContext, VariantError
-from pytest_sslrobust.variants.corruptions import (
+from pytest_sslrobust.vocabulary import (
     ALL,
     COMMON,
     GROUPS,
     SEVERITIES,
+    SWAPS,
     VALIDATION,
-    Corruption,
-    corrupt,
-    corruption_variants,
+    VariantError,
     parse_corruptions,
     parse_severities,
+    parse_variant_id,
 )
-from pytest_sslrobust.variants.masks import CircularMask, RegionMask, circular_mask
-from pytest_sslrobust.variants.swaps import SWAPS, BackgroundSwap, bg_gap
+
+if TYPE_CHECKING:
+    from pytest_sslrobust.variants.base import Variant
+
+# Each kind of variant loads its module (numpy, and torch for augmentations) when first
+# asked for, so that naming a corruption sweep at collection imports no torch.
+_LAZY = {
+    "Augmentation": "pytest_sslrobust.variants.augment",
+    "Variant": "pytest_sslrobust.variants.base",
+    "VariantContext": "pytest_sslrobust.variants.base",
+    "Corruption": "pytest_sslrobust.variants.corruptions",
+    "corrupt": "pytest_sslrobust.variants.corruptions",
+    "corruption_variants": "pytest_sslrobust.variants.corruptions",
+    "CircularMask": "pytest_sslrobust.variants.masks",
+    "RegionMask": "pytest_sslrobust.variants.masks",
+    "circular_mask": "pytest_sslrobust.variants.masks",
+    "BackgroundSwap": "pytest_sslrobust.variants.swaps",
+    "bg_gap": "pytest_sslrobust.metrics.background",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'pytest_sslrobust.variants' has no attribute {name!r}")
+
 
 __all__ = [
     "ALL",
@@ -45,10 +70,6 @@ __all__ = [
     "parse_variant",
 ]
 
-_CORRUPTION_ID = re.compile(r"^(?P<name>[a-z_]+)-s(?P<severity>\d+)$")
-_AUGMENT_ID = re.compile(r"^augment(-v(?P<view>\d+))?$")
-_CIRCLE_ID = re.compile(r"^(?P<region>center|border)(-r(?P<radius>[0-9.]+))?$")
-
 
 def parse_variant(
     text: str, *, protocol: str = "on-the-fly", segmenter: str | None = None
@@ -63,22 +84,28 @@ def parse_variant(
         >>> parse_variant("center").id
         'center-r0.50'
     """
-    corruption = _CORRUPTION_ID.match(text)
-    if corruption:
-        return Corruption(corruption["name"], int(corruption["severity"]), protocol)
-    circle = _CIRCLE_ID.match(text)
-    if circle:
-        radius = float(circle["radius"]) if circle["radius"] else CircularMask.radius
-        return CircularMask(circle["region"], radius)
-    if text in ("foreground", "background"):
-        return RegionMask(text, segmenter=segmenter)
-    if text in SWAPS:
-        return BackgroundSwap(text)
-    augment = _AUGMENT_ID.match(text)
-    if augment:
-        return Augmentation(view=int(augment["view"] or 1))
+    parsed = parse_variant_id(text)
+    if parsed.kind == "corruption":
+        from pytest_sslrobust.variants.corruptions import Corruption
+
+        return Corruption(parsed.name, parsed.severity, protocol)  # type: ignore[arg-type]
+    if parsed.kind == "circle":
+        from pytest_sslrobust.variants.masks import CircularMask
+
+        return CircularMask(parsed.name, parsed.radius)  # type: ignore[arg-type]
+    if parsed.kind == "mask":
+        from pytest_sslrobust.variants.masks import RegionMask
+
+        return RegionMask(parsed.name, segmenter=segmenter)
+    if parsed.kind == "swap":
+        from pytest_sslrobust.variants.swaps import BackgroundSwap
+
+        return BackgroundSwap(parsed.name)
+    if parsed.kind == "augment":
+        from pytest_sslrobust.variants.augment import Augmentation
+
+        return Augmentation(view=parsed.view)  # type: ignore[arg-type]
     raise VariantError(
-        f"unknown variant {text!r}: expected original, CORRUPTION-sN (e.g. gaussian_noise-s3), "
-        f"center[-rR], border[-rR], foreground, background, augment[-vN] or one of "
-        f"{', '.join(SWAPS)}"
+        f"variant {text!r} is the clean data, not an alteration: ask for the features of "
+        "'original' directly"
     )

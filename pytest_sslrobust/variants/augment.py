@@ -11,6 +11,7 @@ import torch
 
 from pytest_sslrobust.data.base import Item
 from pytest_sslrobust.variants.base import Variant, VariantError
+from pytest_sslrobust.vocabulary import augment_id
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +42,7 @@ class Augmentation(Variant):
 
     @property
     def id(self) -> str:
-        return "augment" if self.view == 1 else f"augment-v{self.view}"
+        return augment_id(self.view)
 
     def apply(self, item: Item, seed: int) -> np.ndarray:
         from torchvision.transforms import v2

@@ -9,10 +9,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pytest_sslrobust.data.base import Item, Source
+from pytest_sslrobust.vocabulary import VariantError
 
-
-class VariantError(ValueError):
-    """A variant cannot be built or applied as asked; the message says what would work."""
+__all__ = ["Variant", "VariantContext", "VariantError", "check_mask", "resolve_fill"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,81 +3,54 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import functools
 import io
 import threading
-from importlib import metadata
 from typing import Any, ClassVar
 
 import numpy as np
 
 from pytest_sslrobust.data.base import Item
 from pytest_sslrobust.variants.base import Variant, VariantError
-
-COMMON = (
-    "gaussian_noise",
-    "shot_noise",
-    "impulse_noise",
-    "defocus_blur",
-    "glass_blur",
-    "motion_blur",
-    "zoom_blur",
-    "snow",
-    "frost",
-    "fog",
-    "brightness",
-    "contrast",
-    "elastic_transform",
-    "pixelate",
-    "jpeg_compression",
+from pytest_sslrobust.vocabulary import (
+    ALL,
+    COMMON,
+    GROUPS,
+    PROTOCOLS,
+    SEVERITIES,
+    VALIDATION,
+    check_corruption,
+    check_severity,
+    corruption_id,
+    generator_version,
+    parse_corruptions,
+    parse_severities,
 )
-VALIDATION = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
-ALL = COMMON + VALIDATION
-GROUPS: dict[str, tuple[str, ...]] = {
-    "common": COMMON,
-    "validation": VALIDATION,
-    "all": ALL,
-    "noise": COMMON[0:3],
-    "blur": COMMON[3:7],
-    "weather": COMMON[7:11],
-    "digital": COMMON[11:15],
-}
-SEVERITIES = (1, 2, 3, 4, 5)
-PROTOCOLS = ("on-the-fly", "imagenet-c")
+
+__all__ = [
+    "ALL",
+    "COMMON",
+    "GROUPS",
+    "IMAGENET_C_GEOMETRY",
+    "PROTOCOLS",
+    "SEVERITIES",
+    "VALIDATION",
+    "Corruption",
+    "check_corruption",
+    "check_severity",
+    "corrupt",
+    "corruption_variants",
+    "generator_version",
+    "imagenet_c_geometry",
+    "jpeg_round_trip",
+    "parse_corruptions",
+    "parse_severities",
+]
+
 MIN_SIDE = 32
 
 # imagecorruptions draws from numpy's global generator; one lock keeps two threads from
 # interleaving their draws (which would make results depend on timing).
 _GLOBAL_RNG = threading.Lock()
-
-
-def check_corruption(name: str) -> str:
-    if name not in ALL:
-        close = difflib.get_close_matches(name, ALL, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise VariantError(
-            f"unknown corruption {name!r}{hint}; valid: {', '.join(ALL)}; groups: "
-            f"{', '.join(GROUPS)}"
-        )
-    return name
-
-
-def check_severity(severity: Any) -> int:
-    if isinstance(severity, bool) or not isinstance(severity, (int, np.integer)):
-        raise VariantError(f"severity must be an integer 1..5, got {severity!r}")
-    if int(severity) not in SEVERITIES:
-        raise VariantError(f"severity must be 1..5, got {severity}")
-    return int(severity)
-
-
-@functools.lru_cache(maxsize=1)
-def generator_version() -> str:
-    """Name and version of the corruption library, recorded with every corrupted result."""
-    try:
-        return f"imagecorruptions-imaug {metadata.version('imagecorruptions-imaug')}"
-    except metadata.PackageNotFoundError:
-        return "imagecorruptions (unknown version)"
 
 
 def corrupt(image: np.ndarray, name: str, severity: int, seed: int) -> np.ndarray:
@@ -200,7 +173,7 @@ class Corruption(Variant):
 
     @property
     def id(self) -> str:
-        return f"{self.name}-s{self.severity}"
+        return corruption_id(self.name, self.severity)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -215,33 +188,6 @@ class Corruption(Variant):
                 corrupt(imagenet_c_geometry(item.image), self.name, self.severity, seed)
             )
         return corrupt(item.image, self.name, self.severity, seed)
-
-
-def parse_corruptions(text: str) -> tuple[str, ...]:
-    """``common``, ``noise,blur``, ``gaussian_noise,fog`` -> corruption names, in order."""
-    names: list[str] = []
-    for part in (p.strip() for p in str(text).split(",")):
-        if not part:
-            raise VariantError(f"empty entry in corruption list {text!r}")
-        for name in GROUPS.get(part, (part,)):
-            if check_corruption(name) not in names:
-                names.append(name)
-    return tuple(names)
-
-
-def parse_severities(text: str) -> tuple[int, ...]:
-    """``1-5``, ``1,3,5`` or ``2`` -> sorted severities."""
-    found: set[int] = set()
-    for part in (p.strip() for p in str(text).split(",")):
-        low, dash, high = part.partition("-")
-        try:
-            values = range(int(low), int(high) + 1) if dash else [int(part)]
-        except ValueError:
-            raise VariantError(f"cannot parse severities {text!r}: use e.g. 1-5 or 1,3,5") from None
-        if not values:
-            raise VariantError(f"cannot parse severities {text!r}: empty range {part}")
-        found.update(check_severity(v) for v in values)
-    return tuple(sorted(found))
 
 
 def corruption_variants(

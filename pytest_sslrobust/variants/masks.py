@@ -18,6 +18,7 @@ from pytest_sslrobust.variants.base import (
     check_mask,
     resolve_fill,
 )
+from pytest_sslrobust.vocabulary import circle_id
 
 CIRCLE_REGIONS = ("center", "border")
 FOREGROUND_REGIONS = ("foreground", "background")
@@ -136,7 +137,7 @@ class CircularMask(Variant):
 
     @property
     def id(self) -> str:
-        return f"{self.region}-r{self.radius:.2f}"
+        return circle_id(self.region, self.radius)
 
     def bind(self, context: VariantContext) -> CircularMask:
         # replace() re-runs __post_init__, which validates the context's colour too

@@ -11,12 +11,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pytest_sslrobust.data.base import Item, Source
-from pytest_sslrobust.data.sources import IN9_RELEASED
+from pytest_sslrobust.metrics.background import bg_gap
 from pytest_sslrobust.variants.base import Variant, VariantContext, VariantError, check_mask
 from pytest_sslrobust.variants.masks import check_image
+from pytest_sslrobust.vocabulary import SWAPS
 
-# The names are ImageNet-9's folder names, which the in9: data source reads as released files.
-SWAPS = IN9_RELEASED
+# The names are ImageNet-9's folder names, which the in9: data source reads as released
+# files (SWAPS, from the vocabulary). bg_gap lives with the metrics and is re-exported here.
+__all__ = ["MIXED", "SWAPS", "BackgroundSwap", "bg_gap", "check_swap"]
 MIXED = ("mixed_same", "mixed_rand", "mixed_next")
 # grey for a texture with no background pixels at all to take a colour from
 GREY = (128, 128, 128)
@@ -234,26 +236,3 @@ class BackgroundSwap(Variant):
         out = only_bg_t(check_image(donor.image, self.name), _item_mask(donor, self.name))
         out[mask] = image[mask]
         return out
-
-
-def bg_gap(acc_mixed_same: float, acc_mixed_rand: float) -> float:
-    """The BG-Gap: accuracy on mixed_same minus accuracy on mixed_rand.
-
-    How much a model relies on background: its accuracy drop when the background comes from
-    a random class instead of the object's own. Both accuracies on the same scale (fractions
-    or percent; each must lie in 0..100). torchvision ResNet-50: 86.2 - 78.9 = 7.3 points.
-
-    Example:
-        >>> round(bg_gap(86.2, 78.9), 1)
-        7.3
-    """
-    values = []
-    for label, value in (("acc_mixed_same", acc_mixed_same), ("acc_mixed_rand", acc_mixed_rand)):
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise VariantError(f"{label} must be a number, got {value!r}") from None
-        if not 0.0 <= number <= 100.0:  # also rejects nan
-            raise VariantError(f"{label} must be an accuracy in [0, 1] or [0, 100], got {value!r}")
-        values.append(number)
-    return values[0] - values[1]
