@@ -45,8 +45,6 @@ _LAZY = {
 __all__ = [
     "BackboneAlias",
     "DataError",
-    "Dataset",
-    "Item",
     "list_backbones",
     "register_backbone",
     *_LAZY,
@@ -79,9 +77,8 @@ class _DeferredContract:
 
         return inspect.signature(self._real())
 
-    @property
-    def __wrapped__(self) -> Any:
-        return self._real()
+    # No ``__wrapped__``: pytest (9.2) unwraps module attributes while collecting, which
+    # would import the contracts, and torch with them.
 
     def __repr__(self) -> str:
         return f"<contract {self.__name__} (pytest_sslrobust.assertions)>"

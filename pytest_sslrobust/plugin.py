@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import re
 import time
 from collections.abc import Generator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -89,6 +86,10 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistStats(config), "sslrobust-xdist")
+    if not hasattr(config, "workerinput"):  # outputs are written once, by the controller
+        from pytest_sslrobust.outputs import register_outputs
+
+        register_outputs(config, config.stash[RUN_KEY], collector, runs_tests=_runs_tests(config))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -160,193 +161,33 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    from pytest_sslrobust.outputs import OUTPUT_NAMES
+
     collector = config.stash.get(COLLECTOR_KEY, None)
     if collector is not None and config.pluginmanager.is_registered(collector):
         config.pluginmanager.unregister(collector)
+    for name in OUTPUT_NAMES:
+        output = config.pluginmanager.get_plugin(name)
+        if output is not None:
+            config.pluginmanager.unregister(output)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On an xdist worker: hand cache counters and report material to the controller. The
+    controller's outputs are the plugin objects of ``outputs.py``."""
     config = session.config
     run = config.stash.get(RUN_KEY, None)
     workeroutput = getattr(config, "workeroutput", None)
-    collector = config.stash[COLLECTOR_KEY] if run is not None else None
-    if collector is not None and workeroutput is not None:
-        import json
-
-        workeroutput["sslrobust_stats"] = dict(run.stats())
-        # Report material travels as one JSON string (execnet carries plain types only).
-        workeroutput["sslrobust_report"] = json.dumps(
-            {"artifacts": collector.artifacts, "backbones": collector.backbones}
-        )
-    if collector is None or workeroutput is not None:
+    if run is None or workeroutput is None:
         return
-    _write_outputs(session, run.settings, collector)
-    if run.settings.report is not None and _runs_tests(config):
-        _write_report(session, run, collector)
-
-
-# Written at the end of every report: how many tests its run executed, so that a later run
-# that executed fewer (a -k selection, a failed setup) does not replace it.
-_COVERAGE = re.compile(r"<!-- sslrobust-coverage executed=(\d+) -->")
-
-
-def _report_coverage(path: Path) -> int | None:
-    try:
-        found = _COVERAGE.search(path.read_text(encoding="utf-8", errors="replace")[-4096:])
-    except OSError:
-        return None
-    return int(found.group(1)) if found else None
-
-
-def _write_report(session: pytest.Session, run: SslRobustRun, collector: ResultCollector) -> None:
-    from pytest_sslrobust.report import build_document
-    from pytest_sslrobust.report.render import render_report
-
-    reporter = session.config.pluginmanager.getplugin("terminalreporter")
-    outcomes = {
-        name: len(reporter.stats.get(name, [])) if reporter is not None else 0
-        for name in ("passed", "failed", "skipped", "error")
-    }
-    settings = run.settings
-    assert settings.report is not None
-    executed = outcomes["passed"] + outcomes["failed"]
-    if executed == 0:
-        collector.notes.append(
-            f"no test ran to the end, so the report was not written ({settings.report} is "
-            "left as it was)"
-        )
-        return
-    target = settings.report
-    previous = _report_coverage(target) if target.exists() else None
-    if previous is not None and executed < previous:
-        target = target.with_name(f"{target.stem}.partial{target.suffix}")
-    stats = run.stats()
-    document = build_document(
-        collector,
-        {
-            "models": list(collector.backbones.values()),
-            "data": settings.data,
-            "device": settings.device,
-            "seed": settings.seed,
-            "max_images": settings.max_images,
-            "wall_time_s": round(time.time() - collector.started, 1),
-            "cache": {
-                "computed": stats["misses"],
-                "memory_hits": stats["memory_hits"],
-                "disk_hits": stats["disk_hits"],
-                "forward_images": stats["forward_images"],
-            },
-            "outcomes": outcomes,
-        },
-    )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    html = render_report(document) + f"\n<!-- sslrobust-coverage executed={executed} -->\n"
-    temporary.write_text(html, encoding="utf-8")
-    os.replace(temporary, target)
-    if target == settings.report:
-        collector.notes.append(f"report written to {target}")
-    else:
-        collector.notes.append(
-            f"report of this run ({executed} tests) written to {target}; {settings.report} "
-            f"covers more tests ({previous}) and is kept"
-        )
-
-
-def _write_outputs(session: pytest.Session, settings: Settings, collector: ResultCollector) -> None:
-    """JSON, baseline and comparison: written once, on the controller, at session end."""
-    import dataclasses
     import json
 
-    from pytest_sslrobust.baselines import (
-        BaselineError,
-        compare,
-        load_baseline,
-        parse_tolerances,
-        save_baseline,
-        unmatched_tolerances,
+    collector = config.stash[COLLECTOR_KEY]
+    workeroutput["sslrobust_stats"] = dict(run.stats())
+    # Report material travels as one JSON string (execnet carries plain types only).
+    workeroutput["sslrobust_report"] = json.dumps(
+        {"artifacts": collector.artifacts, "backbones": collector.backbones}
     )
-    from pytest_sslrobust.results import environment
-
-    if settings.json is not None:
-        settings.json.parent.mkdir(parents=True, exist_ok=True)
-        settings.json.write_text(json.dumps(collector.document(), indent=2, sort_keys=True))
-    if settings.save is not None:
-        try:
-            save_baseline(settings.save, collector.results, environment=environment())
-        except BaselineError as exc:
-            collector.comparison_lines = [f"could not save the baseline: {exc}"]
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    if settings.compare is not None:
-        try:
-            baseline = load_baseline(settings.compare)
-        except BaselineError as exc:
-            collector.comparison_lines = [str(exc)]
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
-            return
-        tolerances = parse_tolerances(settings.compare_fail) if settings.compare_fail else None
-        try:
-            comparison = compare(
-                collector.results,
-                baseline,
-                tolerances,
-                models=settings.compare_models,
-                missing_fails=settings.compare_missing == "fail",
-                confidence=settings.compare_confidence,
-                seed=settings.seed,
-            )
-        except BaselineError as exc:
-            collector.comparison_lines = [str(exc)]
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
-            return
-        unmatched = unmatched_tolerances(
-            tolerances or {}, collector.results, list(baseline.results.values())
-        )
-        collector.comparison = {
-            "baseline": str(settings.compare),
-            "rows": [dataclasses.asdict(row) for row in comparison.rows],
-        }
-        lines = [f"compared with {settings.compare}: {comparison.summary()}"]
-        lines += [*comparison.notes, *comparison.lines()]
-        lines += [
-            f"--sslrobust-compare-fail {metric!r}: no result of this run or of the baseline "
-            "records this metric, so its tolerance gates nothing; check the spelling"
-            for metric in unmatched
-        ]
-        if settings.baseline_update:
-            update, written = _update_baseline(settings.compare, collector, comparison)
-            lines += update
-            if not written:
-                session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        elif settings.compare_fail and comparison.failed:
-            missing = len(comparison.missing) if comparison.missing_fails else 0
-            lines.append(
-                f"sslrobust gate FAILED: {len(comparison.regressions)} regression(s) beyond "
-                f"{settings.compare_fail}, {len(comparison.refused)} comparison(s) refused, "
-                f"{missing} baseline result(s) missing (--sslrobust-compare-missing=warn "
-                "to only list those)"
-            )
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        collector.comparison_lines = lines
-
-
-def _update_baseline(
-    path: Any, collector: ResultCollector, comparison: Any
-) -> tuple[list[str], bool]:
-    """Rewrite the compared baseline from this run; say what was stale and is now gone."""
-    from pytest_sslrobust.baselines import BaselineError, save_baseline
-    from pytest_sslrobust.results import environment
-
-    stale = [row.key for row in comparison.missing]
-    try:
-        save_baseline(path, collector.results, environment=environment())
-    except BaselineError as exc:
-        return [f"could not update the baseline: {exc}"], False
-    lines = [f"baseline {path} rewritten from this run: {len(collector.results)} result(s)"]
-    if stale:
-        lines.append(f"{len(stale)} stale result(s) removed (no test produced them):")
-        lines += [f"  {key}" for key in stale]
-    return lines, True
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -354,7 +195,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if run is None:
         return
     collector = config.stash.get(COLLECTOR_KEY, None)
-    table = collector.summary_lines(terminalreporter._tw.fullwidth) if collector else []
+    width = config.get_terminal_writer().fullwidth
+    table = collector.summary_lines(width) if collector else []
     if table:
         terminalreporter.write_sep("-", "sslrobust contracts")
         for line in table:

@@ -412,35 +412,40 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 
+# Each setting's default is stated once, in OPTIONS; the dataclass takes it from there.
+_DEFAULTS: dict[str, Any] = {option.name: option.default for option in OPTIONS}
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """Everything a run of the plugin depends on, fixed at configure time."""
+    """Everything a run of the plugin depends on, fixed at configure time (one field per
+    entry of ``OPTIONS``, with its default)."""
 
-    model: tuple[str, ...] = (DEFAULT_MODEL,)
-    arch: str | None = None
-    image_size: int | None = None
-    data: str = DEFAULT_DATA
-    device: str = "auto"
-    batch_size: int = DEFAULT_BATCH_SIZE
-    max_images: int | None = None
-    seed: int = DEFAULT_SEED
-    cache_dir: Path | None = None
-    corruptions: tuple[str, ...] | None = None
-    severities: tuple[int, ...] = (1, 2, 3, 4, 5)
-    corruption_protocol: str = "on-the-fly"
-    segmenter: str | None = None
-    workers: int = 0
-    json: Path | None = None
-    report: Path | None = None
-    save: Path | None = None
-    compare: Path | None = None
-    compare_fail: str | None = None
-    compare_models: tuple[tuple[str, str | None], ...] | None = None
-    compare_confidence: float = 0.95
-    compare_missing: str = "fail"
-    baseline_update: bool = False
-    cache_clear: bool = False
-    no_cache: bool = False
+    model: tuple[str, ...] = _DEFAULTS["model"]
+    arch: str | None = _DEFAULTS["arch"]
+    image_size: int | None = _DEFAULTS["image_size"]
+    data: str = _DEFAULTS["data"]
+    device: str = _DEFAULTS["device"]
+    batch_size: int = _DEFAULTS["batch_size"]
+    max_images: int | None = _DEFAULTS["max_images"]
+    seed: int = _DEFAULTS["seed"]
+    cache_dir: Path | None = _DEFAULTS["cache_dir"]
+    corruptions: tuple[str, ...] | None = _DEFAULTS["corruptions"]
+    severities: tuple[int, ...] = _DEFAULTS["severities"]
+    corruption_protocol: str = _DEFAULTS["corruption_protocol"]
+    segmenter: str | None = _DEFAULTS["segmenter"]
+    workers: int = _DEFAULTS["workers"]
+    json: Path | None = _DEFAULTS["json"]
+    report: Path | None = _DEFAULTS["report"]
+    save: Path | None = _DEFAULTS["save"]
+    compare: Path | None = _DEFAULTS["compare"]
+    compare_fail: str | None = _DEFAULTS["compare_fail"]
+    compare_models: tuple[tuple[str, str | None], ...] | None = _DEFAULTS["compare_models"]
+    compare_confidence: float = _DEFAULTS["compare_confidence"]
+    compare_missing: str = _DEFAULTS["compare_missing"]
+    baseline_update: bool = _DEFAULTS["baseline_update"]
+    cache_clear: bool = _DEFAULTS["cache_clear"]
+    no_cache: bool = _DEFAULTS["no_cache"]
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:

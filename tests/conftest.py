@@ -11,6 +11,12 @@ from __future__ import annotations
 
 import os
 
+# Loaded before any pytester test takes its sys.modules snapshot: pytester removes modules
+# first imported inside a test, and numpy's and torch's C extensions cannot be loaded twice
+# in one process. (The plugin no longer imports them at startup, so a -k selection that
+# starts with a pytester test would otherwise unload them.)
+import numpy  # noqa: F401
+import torch  # noqa: F401
 from hypothesis import settings
 
 settings.register_profile("ci", derandomize=True, database=None, print_blob=True)

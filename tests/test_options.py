@@ -549,3 +549,13 @@ def test_cuda_device_without_cuda_fails_with_a_message(pytester: pytest.Pytester
     assert "Traceback" not in output
     assert "session.py" not in output
     assert "def device" not in output
+
+
+def test_settings_fields_and_defaults_come_from_the_options_table() -> None:
+    import dataclasses
+
+    from pytest_sslrobust.settings import OPTIONS, Settings
+
+    fields = {field.name: field.default for field in dataclasses.fields(Settings)}
+    assert list(fields) == [option.name for option in OPTIONS]
+    assert fields == {option.name: option.default for option in OPTIONS}

@@ -12,9 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pytest_sslrobust.vocabulary import DataError
-
-__all__ = ["DataError"]  # re-exported from the vocabulary; the rest by name
+from pytest_sslrobust.vocabulary import DataError as DataError  # re-exported here
 
 
 class SslRobustDataWarning(UserWarning):
