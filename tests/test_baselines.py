@@ -26,6 +26,7 @@ from pytest_sslrobust.baselines import (
     load_baseline,
     parse_tolerances,
     save_baseline,
+    unmatched_tolerances,
 )
 from pytest_sslrobust.results import SCHEMA_VERSION, ContractResult
 
@@ -666,3 +667,36 @@ def test_paired_rows_name_the_images_that_became_wrong() -> None:
     row = only_row(with_outcomes(flipped(BASE, 30, 0)), old, "accuracy:-0.0")
     assert row.flipped == ("img0000", "img0001", "img0002", "img0003", "img0004")
     assert "(wrong now: img0000, img0001, img0002, img0003, img0004, ...)" in row.note
+
+
+@pytest.mark.parametrize("bare", ["baseline", "current"])
+def test_a_result_without_protocol_is_refused_against_one_with_a_protocol(bare: str) -> None:
+    with_protocol, without = result(50.0), result(50.0, protocol={})
+    old, current = (without, with_protocol) if bare == "baseline" else (with_protocol, without)
+    row = only_row(current, old, "mce:+1.0")
+    assert row.status == "refused"
+    side = "the baseline's" if bare == "baseline" else "this run's"
+    assert f"{side} result has no protocol (a contract on bare arrays)" in row.note
+
+
+def test_results_without_protocol_on_both_sides_are_compared_by_value_and_say_so() -> None:
+    row = only_row(result(60.0, protocol={}), result(50.0, protocol={}), "mce:+1.0")
+    assert row.status == "regression"
+    assert "no protocol on either side" in row.note and "unchecked" in row.note
+    same = only_row(result(50.0, protocol={}), result(50.0, protocol={}), "mce:+1.0")
+    assert same.status == "unchanged" and "no protocol on either side" in same.note
+
+
+def test_tolerances_of_own_metrics_that_match_nothing_are_listed() -> None:
+    tolerances = parse_tolerances("mce:+1.0,cka:-0.02,my_metric:+3,*:-1")
+    current = [result(50.0)]
+    old = [result(50.0, metric="my_other")]
+    # Built-in metrics the run did not produce (cka) and * are never listed.
+    assert unmatched_tolerances(tolerances, current, old) == ["my_metric"]
+    assert unmatched_tolerances(tolerances, [result(1.0, metric="my_metric")]) == []
+
+
+@pytest.mark.parametrize(("text", "suggestion"), [("mcee:+1", "mce"), ("ckaa:-0.1", "cka")])
+def test_a_misspelt_built_in_metric_is_refused_with_the_closest(text: str, suggestion: str) -> None:
+    with pytest.raises(ValueError, match=f"did you mean {suggestion!r}"):
+        parse_tolerances(text)
