@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from importlib import metadata
 from typing import Any
 
@@ -87,16 +88,10 @@ class _DeferredContract:
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         module = _LAZY[name]
-        if module == "pytest_sslrobust.assertions" and module not in _loaded_modules():
+        if module == "pytest_sslrobust.assertions" and module not in sys.modules:
             value: Any = _DeferredContract(name)
         else:
             value = getattr(importlib.import_module(module), name)
         globals()[name] = value  # one object per name from now on
         return value
     raise AttributeError(f"module 'pytest_sslrobust' has no attribute {name!r}")
-
-
-def _loaded_modules() -> Any:
-    import sys
-
-    return sys.modules

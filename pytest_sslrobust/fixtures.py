@@ -10,6 +10,7 @@ import pytest
 
 from pytest_sslrobust.session import RUN_KEY, SslRobustRun, fail_explained
 from pytest_sslrobust.settings import Settings
+from pytest_sslrobust.vocabulary import DataError, VariantError
 
 if TYPE_CHECKING:
     from pytest_sslrobust.attribution.sets import AttributionSet
@@ -32,9 +33,6 @@ def _run(config: pytest.Config) -> SslRobustRun:
 def _explained() -> Iterator[None]:
     """Problems with what the test asked for (data that cannot be read, a variant id that
     does not parse) fail the test with their one-line message, without a traceback."""
-    from pytest_sslrobust.data.base import DataError
-    from pytest_sslrobust.variants.base import VariantError
-
     try:
         yield
     except (DataError, VariantError) as exc:
@@ -135,7 +133,6 @@ def marker_options(marker: pytest.Mark | None) -> dict[str, Any]:
 
 def sweep_from_marker(settings: Settings, marker: pytest.Mark | None) -> list[Corruption]:
     """The corruption sweep of a test: settings, overridden by ``@pytest.mark.sslrobust``."""
-    from pytest_sslrobust.variants.base import VariantError
     from pytest_sslrobust.variants.corruptions import corruption_variants
 
     options = marker_options(marker)
@@ -153,7 +150,6 @@ def variants_from_marker(settings: Settings, marker: pytest.Mark | None) -> list
     """The variants a ``sslrobust_variant`` test runs over (marker ``variants=``, else
     foreground, background, center, border)."""
     from pytest_sslrobust.variants import parse_variant
-    from pytest_sslrobust.variants.base import VariantError
 
     options = marker_options(marker)
     wanted = options.get("variants", DEFAULT_VARIANTS)
