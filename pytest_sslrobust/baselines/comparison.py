@@ -1,46 +1,27 @@
-"""Baseline files of contract results, tolerances, and the comparison that gates a release."""
+"""The comparison that gates a release: each result of the run against its baseline result."""
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-from pytest_sslrobust.contracts.facts import METRICS
-from pytest_sslrobust.results import READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION, ContractResult
-from pytest_sslrobust.results import environment as current_environment
+from pytest_sslrobust.baselines.files import Baseline
+from pytest_sslrobust.baselines.models import model_ids, resolve_models
+from pytest_sslrobust.baselines.tolerances import KNOWN_DIRECTIONS, Tolerance, worse_word
+from pytest_sslrobust.results import ContractResult
 
 __all__ = [
+    "FLIPPED_SHOWN",
     "IGNORED_PROTOCOL_KEYS",
-    "KIND",
-    "KNOWN_DIRECTIONS",
+    "NO_PROTOCOL",
     "STATUSES",
-    "Baseline",
-    "BaselineError",
     "Comparison",
     "ComparisonRow",
-    "Tolerance",
     "compare",
-    "load_baseline",
-    "parse_model_mapping",
-    "parse_tolerances",
-    "resolve_models",
-    "save_baseline",
-    "unmatched_tolerances",
 ]
-
-KIND = "pytest-sslrobust-baseline"
-
-# Which way each built-in metric improves, from the one table of metric facts; results
-# normally say so themselves (``better``), this checks the signs of tolerances before any
-# result exists.
-KNOWN_DIRECTIONS: dict[str, str] = {name: fact.direction for name, fact in METRICS.items()}
 
 # Protocol fields expected to differ between the baseline's model and the candidate: a new
 # release has new weights and may run on newer libraries, which is the point of comparing.
@@ -54,274 +35,6 @@ NO_PROTOCOL = (
 
 # In the order the table shows them: what fails the gate first, then what needs a look.
 STATUSES = ("regression", "refused", "missing", "worse", "changed", "new", "improved", "unchanged")
-
-
-class BaselineError(Exception):
-    """A baseline file that cannot be written, read or trusted."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Baseline:
-    """A loaded baseline file; ``results`` maps each result's key to the result."""
-
-    path: Path
-    schema_version: int
-    environment: Mapping[str, Any]
-    results: Mapping[str, ContractResult]
-
-
-def _by_key(results: Sequence[ContractResult], where: str) -> dict[str, ContractResult]:
-    by_key: dict[str, ContractResult] = {}
-    for result in results:
-        if result.key in by_key:
-            raise BaselineError(
-                f"{where} has two results with the key {result.key!r} (the same test and "
-                "label): give each result of a test its own label="
-            )
-        by_key[result.key] = result
-    return by_key
-
-
-def save_baseline(
-    path: str | os.PathLike[str],
-    results: Sequence[ContractResult],
-    *,
-    environment: Mapping[str, Any] | None = None,
-) -> None:
-    """Write ``results`` as a baseline file, sorted by key, replacing ``path`` atomically.
-
-    The document is written to a temporary file beside ``path`` and moved over it, so a
-    crash or a full disk leaves the previous baseline intact rather than half a file.
-    """
-    path = Path(path)
-    by_key = _by_key(results, "this run")
-    document = {
-        "schema_version": SCHEMA_VERSION,
-        "kind": KIND,
-        "environment": dict(environment if environment is not None else current_environment()),
-        "results": [by_key[key].to_dict() for key in sorted(by_key)],
-    }
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = tempfile.NamedTemporaryFile(
-            "w",
-            encoding="utf-8",
-            dir=path.parent,
-            prefix=f".{path.name}.",
-            suffix=".tmp",
-            delete=False,
-        )
-    except OSError as exc:
-        raise BaselineError(f"could not write baseline {path}: {exc}") from exc
-    temporary = Path(handle.name)
-    try:
-        with handle:
-            json.dump(document, handle, indent=2, sort_keys=True, allow_nan=False)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        # NamedTemporaryFile creates the file readable by its owner only; a baseline is
-        # shared (committed, read by CI), so give it the mode a plain open() would.
-        os.chmod(temporary, _file_mode(path))
-        os.replace(temporary, path)
-    except BaseException as exc:
-        temporary.unlink(missing_ok=True)
-        # TypeError/ValueError: something in the environment or a protocol is not JSON.
-        if isinstance(exc, (OSError, TypeError, ValueError)):
-            raise BaselineError(f"could not write baseline {path}: {exc}") from exc
-        raise
-
-
-def _file_mode(path: Path) -> int:
-    """The mode of the file being replaced, else the umask's default for a new file."""
-    try:
-        return path.stat().st_mode & 0o777
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def load_baseline(path: str | os.PathLike[str]) -> Baseline:
-    """Read a baseline file written by :func:`save_baseline`, refusing anything else."""
-    path = Path(path)
-    regenerate = f"--sslrobust-save={path}"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BaselineError(
-            f"baseline {path} does not exist: create it from a reference run with {regenerate}"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BaselineError(f"could not read baseline {path}: {exc}") from None
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BaselineError(
-            f"baseline {path} is not valid JSON ({exc.msg} at line {exc.lineno} column "
-            f"{exc.colno}): regenerate it with {regenerate}"
-        ) from None
-    if not isinstance(document, dict) or document.get("kind") != KIND:
-        # A --sslrobust-json results file looks much like a baseline; say which it is.
-        hint = (
-            " (it looks like a --sslrobust-json results file)"
-            if isinstance(document, dict) and "results" in document
-            else ""
-        )
-        raise BaselineError(
-            f'baseline {path} is not a pytest-sslrobust baseline: it lacks "kind": "{KIND}"'
-            f"{hint}; write one with {regenerate}"
-        )
-    version = document.get("schema_version")
-    if version not in READABLE_SCHEMA_VERSIONS:
-        raise BaselineError(
-            f"baseline {path} was written with schema version {version}; this "
-            f"pytest-sslrobust writes version {SCHEMA_VERSION}: regenerate it with {regenerate}"
-        )
-    entries = document.get("results")
-    env = document.get("environment", {})
-    if not isinstance(entries, list) or not isinstance(env, dict):
-        raise BaselineError(
-            f'baseline {path} is damaged: "results" must be a list and "environment" an '
-            f"object; regenerate it with {regenerate}"
-        )
-    results = []
-    for index, entry in enumerate(entries):
-        try:
-            if not isinstance(entry, dict):
-                raise TypeError(f"expected an object, got {type(entry).__name__}")
-            results.append(ContractResult.from_dict(entry))
-        except (TypeError, ValueError, KeyError) as exc:
-            raise BaselineError(
-                f"baseline {path} is damaged: result {index} is not a contract result "
-                f"({type(exc).__name__}: {exc}); regenerate it with {regenerate}"
-            ) from None
-    return Baseline(
-        path=path,
-        schema_version=version,
-        environment=env,
-        results=_by_key(results, f"baseline {path}"),
-    )
-
-
-@dataclasses.dataclass(frozen=True)
-class Tolerance:
-    """How much a metric may get worse than its baseline before it is a regression.
-
-    ``amount`` is a magnitude (never negative); with ``relative`` it is a percentage of the
-    baseline value. ``better`` is the direction of improvement that the sign written in the
-    tolerance implied (``+``: lower is better, ``-``: higher is better); ``None`` for the
-    ``*`` default, which applies in each metric's own direction.
-    """
-
-    metric: str
-    amount: float
-    relative: bool
-    better: str | None = None
-
-    def allowed(self, baseline_value: float) -> float:
-        """The absolute worsening allowed from ``baseline_value``."""
-        if self.relative:
-            return abs(baseline_value) * self.amount / 100.0
-        return self.amount
-
-    def __str__(self) -> str:
-        sign = {"lower": "+", "higher": "-", None: ""}[self.better]
-        return f"{self.metric}:{sign}{self.amount:g}{'%' if self.relative else ''}"
-
-
-def _worse_word(direction: str) -> str:
-    return "upwards" if direction == "lower" else "downwards"
-
-
-def parse_tolerances(text: str) -> dict[str, Tolerance]:
-    """Parse ``mce:+1.0,cka:-0.02,accuracy:-1%`` into tolerances by metric.
-
-    The sign is the direction in which the metric is allowed to get worse: ``+`` for a
-    lower-is-better metric such as ``mce``, ``-`` for a higher-is-better one such as
-    ``cka``; it must agree with :data:`KNOWN_DIRECTIONS`. A trailing ``%`` makes the amount
-    relative to the baseline value. ``*`` sets the default for every other metric (its sign,
-    if any, is ignored). A name close to a built-in metric but not one (``mcee``) is refused
-    with the suggestion; other names are metrics of your own contracts
-    (``assert_no_regression(metric=...)``), and :func:`unmatched_tolerances` finds those that
-    matched nothing. Raises ``ValueError`` saying what to write instead.
-    """
-    tolerances: dict[str, Tolerance] = {}
-    for entry in (part.strip() for part in text.split(",")):
-        if not entry:
-            continue
-        metric, colon, amount_text = (part.strip() for part in entry.partition(":"))
-        if not colon or not metric or not amount_text:
-            raise ValueError(
-                f"tolerance {entry!r} is not METRIC:AMOUNT (for example mce:+1.0, cka:-0.02 "
-                "or accuracy:-1%)"
-            )
-        if any(ch.isspace() for ch in metric):
-            raise ValueError(f"tolerance {entry!r}: the metric name {metric!r} has spaces")
-        if metric in tolerances:
-            raise ValueError(f"tolerance for {metric!r} given twice ({entry!r})")
-        relative = amount_text.endswith("%")
-        number = amount_text[:-1].strip() if relative else amount_text
-        percent = "%" if relative else ""
-        sign = number[:1] if number[:1] in ("+", "-") else ""
-        magnitude = number[len(sign) :].strip()
-        try:
-            # float() would take a second sign ("+-1"), which says nothing sensible here.
-            amount = float(magnitude) if magnitude[:1] not in ("+", "-") else math.nan
-        except ValueError:
-            amount = math.nan
-        if not math.isfinite(amount):
-            raise ValueError(
-                f"tolerance {entry!r}: {amount_text!r} is not a finite number (for example "
-                "+1.0, -0.02 or -1%)"
-            )
-        if metric == "*":
-            tolerances[metric] = Tolerance(metric, amount, relative)
-            continue
-        known = KNOWN_DIRECTIONS.get(metric)
-        close = difflib.get_close_matches(metric, KNOWN_DIRECTIONS, n=1, cutoff=0.75)
-        if known is None and close:  # a misspelt built-in metric would never match a result
-            raise ValueError(
-                f"tolerance {entry!r}: no contract records the metric {metric!r}; did you "
-                f"mean {close[0]!r}? (built-in metrics: {', '.join(sorted(KNOWN_DIRECTIONS))})"
-            )
-        if not sign:
-            if known is not None:
-                expected = "+" if known == "lower" else "-"
-                raise ValueError(
-                    f"tolerance {entry!r} has no sign: the sign says in which direction the "
-                    f"metric may get worse; {metric} gets worse {_worse_word(known)}: write "
-                    f"{metric}:{expected}{number}{percent}"
-                )
-            raise ValueError(
-                f"tolerance {entry!r} has no sign: the sign says in which direction the metric "
-                f"may get worse: write {metric}:+{number}{percent} if lower is better, or "
-                f"{metric}:-{number}{percent} if higher is better"
-            )
-        better = "lower" if sign == "+" else "higher"
-        if known is not None and known != better:
-            expected = "+" if known == "lower" else "-"
-            raise ValueError(
-                f"tolerance {entry!r} has the wrong sign: {metric} gets worse "
-                f"{_worse_word(known)}: write {metric}:{expected}{magnitude}{percent}"
-            )
-        tolerances[metric] = Tolerance(metric, amount, relative, better)
-    return tolerances
-
-
-def unmatched_tolerances(
-    tolerances: Mapping[str, Tolerance], *runs: Sequence[ContractResult]
-) -> list[str]:
-    """The tolerance metrics of your own (not built-in, not ``*``) that no result of ``runs``
-    records: a tolerance that gates nothing, most often a misspelt name. Built-in metrics a
-    run did not produce are not listed (a documented list covers every suite, a run may
-    select a few)."""
-    recorded = {result.metric for results in runs for result in results}
-    return sorted(
-        metric
-        for metric in tolerances
-        if metric != "*" and metric not in KNOWN_DIRECTIONS and metric not in recorded
-    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -623,7 +336,7 @@ def _decide(
             status="refused",
             note=(
                 f"tolerance {tolerance} says {current.metric} gets worse "
-                f"{_worse_word(tolerance.better)}, but the result says {direction} is better"
+                f"{worse_word(tolerance.better)}, but the result says {direction} is better"
             ),
         )
     allowed = tolerance.allowed(base) if tolerance is not None else None
@@ -660,78 +373,6 @@ def _decide(
         return ComparisonRow(**common, allowed=allowed, status="regression", note=interval)
     note = f"{interval} is within tolerance" if _beyond(worsening, allowed) else ""
     return ComparisonRow(**common, allowed=allowed, status="worse", note=note)
-
-
-def parse_model_mapping(text: str) -> tuple[tuple[str, str | None], ...]:
-    """Parse ``BASELINE`` or ``BASELINE=MODEL[,BASELINE=MODEL...]`` (model ids of test ids).
-
-    A lone ``BASELINE`` (no ``=``) names the baseline's model that the run's only model is
-    compared with; it is returned as ``(BASELINE, None)``. Raises ``ValueError`` saying what
-    to write instead.
-    """
-    pairs: list[tuple[str, str | None]] = []
-    entries = [part.strip() for part in text.split(",")]
-    if not text.strip() or any(not entry for entry in entries):
-        raise ValueError("expected BASELINE or BASELINE=MODEL[,BASELINE=MODEL...], no empty entry")
-    for entry in entries:
-        old, equals, new = (part.strip() for part in entry.partition("="))
-        if not old or (equals and not new):
-            raise ValueError(f"{entry!r} is not BASELINE=MODEL (model ids as in test ids)")
-        if not equals and len(entries) > 1:
-            raise ValueError(
-                f"{entry!r} has no =MODEL: with several entries each must be BASELINE=MODEL"
-            )
-        pairs.append((old, new if equals else None))
-    for index, name in ((0, "baseline model"), (1, "model")):
-        names = [pair[index] for pair in pairs if pair[index] is not None]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"{name} {', '.join(map(str, repeated))} mapped more than once")
-    return tuple(pairs)
-
-
-def _model_ids(results: Sequence[ContractResult]) -> list[str]:
-    return sorted({r.model_id for r in results if r.model_id is not None})
-
-
-def resolve_models(
-    baseline_ids: Sequence[str],
-    current_ids: Sequence[str],
-    mapping: Sequence[tuple[str, str | None]] | None = None,
-) -> dict[str, str]:
-    """Which model of this run each baseline model is compared with, by model id.
-
-    Without ``mapping``: a model id present in both is compared with itself, and when the
-    baseline and the run each hold exactly one model, those two are compared whatever
-    their names (a release baseline against a candidate). Raises ``BaselineError`` for a
-    mapping that names a model neither side has.
-    """
-    if mapping is None:
-        if len(baseline_ids) == 1 and len(current_ids) == 1:
-            return {baseline_ids[0]: current_ids[0]}
-        return {name: name for name in baseline_ids if name in current_ids}
-    resolved: dict[str, str] = {}
-    for old, new in mapping:
-        if new is None:
-            if len(current_ids) != 1:
-                raise BaselineError(
-                    f"--sslrobust-compare-models={old} needs exactly one model under test, but "
-                    f"this run has {len(current_ids)} ({', '.join(current_ids) or 'none'}): "
-                    "write BASELINE=MODEL pairs"
-                )
-            new = current_ids[0]
-        if old not in baseline_ids:
-            raise BaselineError(
-                f"--sslrobust-compare-models: the baseline has no results of model {old!r}; "
-                f"it has {', '.join(baseline_ids) or 'none'}"
-            )
-        if new not in current_ids:
-            raise BaselineError(
-                f"--sslrobust-compare-models: this run has no results of model {new!r}; it "
-                f"has {', '.join(current_ids) or 'none'}"
-            )
-        resolved[old] = new
-    return resolved
 
 
 def _match_key(result: ContractResult, model: str | None) -> tuple[str, str | None]:
@@ -786,7 +427,7 @@ def compare(
     """
     tolerances = tolerances or {}
     old_results = list(baseline.results.values())
-    pairing = resolve_models(_model_ids(old_results), _model_ids(list(current)), models)
+    pairing = resolve_models(model_ids(old_results), model_ids(list(current)), models)
     old_by_match: dict[tuple[str, str | None], ContractResult] = {}
     unmapped: list[ContractResult] = []
     for old in old_results:
