@@ -11,7 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_sslrobust.metrics import similarity
+from pytest_sslrobust.metrics import cka, similarity
 from pytest_sslrobust.metrics.corruption import ALEXNET_ERRORS, ce, mce, relative_mce
 from pytest_sslrobust.metrics.readouts import fit_linear_probe, linear_probe_cv
 from pytest_sslrobust.metrics.similarity import (
@@ -156,7 +156,7 @@ def test_cka_scale_invariance_at_1e77() -> None:
 def test_chunked_path_rescales(monkeypatch: pytest.MonkeyPatch) -> None:
     x, y = unrelated(53, 3, 2)
     expected = linear_cka(x, y), debiased_cka(x, y)
-    monkeypatch.setattr(similarity, "_CHUNK_ROWS", 8)
+    monkeypatch.setattr(cka, "_CHUNK_ROWS", 8)
     for scale in (1e-300, 1e300):
         assert linear_cka(x * scale, y) == pytest.approx(expected[0], rel=1e-10)
         assert debiased_cka(x * scale, y) == pytest.approx(expected[1], rel=1e-10)

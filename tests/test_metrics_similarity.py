@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.spatial.distance import cdist
 
-from pytest_sslrobust.metrics import similarity
+from pytest_sslrobust.metrics import cka
 from pytest_sslrobust.metrics.similarity import (
     MinibatchCKA,
     SimilarityMatrix,
@@ -137,7 +137,7 @@ def test_linear_cka_matches_gram_formula(seed: int) -> None:
 def test_linear_cka_chunked_and_wide_paths(monkeypatch: pytest.MonkeyPatch) -> None:
     x, y = related(9, n=103)
     expected = naive_linear_cka(x, y)
-    monkeypatch.setattr(similarity, "_CHUNK_ROWS", 10)  # 11 chunks, the last one of 3 rows
+    monkeypatch.setattr(cka, "_CHUNK_ROWS", 10)  # 11 chunks, the last one of 3 rows
     assert linear_cka(x, y) == pytest.approx(expected, abs=TOL)
     assert debiased_cka(x, y) == pytest.approx(song_cka(x, y), abs=TOL)
     wide_x, wide_y = related(10, n=20, d1=30, d2=45)  # d > n: Gram route

@@ -12,6 +12,21 @@ from pytest_sslrobust.metrics.attacks import (
     robust_accuracy,
 )
 from pytest_sslrobust.metrics.background import bg_gap
+from pytest_sslrobust.metrics.calibration import (
+    ReliabilityDiagram,
+    confidence,
+    expected_calibration_error,
+    prediction_confidence,
+    reliability_diagram,
+)
+from pytest_sslrobust.metrics.cca import cca_mean, cca_r2, pwcca, svcca
+from pytest_sslrobust.metrics.cka import (
+    MinibatchCKA,
+    debiased_cka,
+    linear_cka,
+    minibatch_cka,
+    rbf_cka,
+)
 from pytest_sslrobust.metrics.corruption import (
     ALEXNET_CLEAN_ERROR,
     ALEXNET_ERRORS,
@@ -36,31 +51,14 @@ from pytest_sslrobust.metrics.geometry import (
 from pytest_sslrobust.metrics.readouts import (
     LinearProbe,
     ProbeResult,
-    ReliabilityDiagram,
     accuracy,
     balanced_accuracy,
-    confidence,
-    expected_calibration_error,
     fit_linear_probe,
     knn_accuracy,
     knn_classify,
     linear_probe_cv,
-    prediction_confidence,
-    reliability_diagram,
 )
-from pytest_sslrobust.metrics.similarity import (
-    MinibatchCKA,
-    SimilarityMatrix,
-    cca_mean,
-    cca_r2,
-    debiased_cka,
-    linear_cka,
-    minibatch_cka,
-    pwcca,
-    rbf_cka,
-    similarity_matrix,
-    svcca,
-)
+from pytest_sslrobust.metrics.similarity import SimilarityMatrix, similarity_matrix
 from pytest_sslrobust.metrics.statistics import (
     Interval,
     accuracy_difference_interval,

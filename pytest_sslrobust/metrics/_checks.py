@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -73,3 +74,17 @@ def not_constant(x: torch.Tensor, name: str) -> None:
     """Refuse an input whose rows are all identical (every similarity is undefined)."""
     if torch.all(x == x[0]):
         raise ValueError(f"Expected {name} to vary across examples, but every row is identical")
+
+
+def positive_number(value: Any, name: str) -> float:
+    """A finite Python int or float above 0 (bools refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise ValueError(f"Expected {name} to be a positive finite number, but got {value!r}")
+    return float(value)
+
+
+def integer_at_least(value: Any, name: str, minimum: int = 1) -> int:
+    """A Python int of at least ``minimum`` (bools refused)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"Expected {name} to be an integer >= {minimum}, but got {value!r}")
+    return value

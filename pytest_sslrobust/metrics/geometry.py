@@ -8,7 +8,13 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from pytest_sslrobust.metrics._checks import ArrayLike, features, not_constant, paired
+from pytest_sslrobust.metrics._checks import (
+    ArrayLike,
+    features,
+    integer_at_least,
+    not_constant,
+    paired,
+)
 
 # Pairwise blocks are computed a few hundred rows at a time: the full similarity matrix of
 # 5 x 10,000 samples is 20 GB in float64, a block of this many entries is 128 MB.
@@ -17,12 +23,12 @@ _BLOCK_ENTRIES = 2**24
 _METRICS = ("cosine", "euclidean")
 
 
-def _block_rows(columns: int) -> int:
+def block_rows(columns: int) -> int:
     """How many rows of a (rows, columns) float64 block fit in the memory budget."""
     return max(1, _BLOCK_ENTRIES // max(1, columns))
 
 
-def _unit_rows(x: torch.Tensor, name: str) -> torch.Tensor:
+def unit_rows(x: torch.Tensor, name: str) -> torch.Tensor:
     """Rows scaled to unit L2 norm; a zero row has no direction, so it is refused."""
     norms = torch.linalg.vector_norm(x, dim=1, keepdim=True)
     zero = int((norms == 0).sum())
@@ -98,11 +104,11 @@ def neighbour_consistency(
         [torch.full((b.shape[0],), i, dtype=torch.int64) for i, b in enumerate(blocks)]
     ).to(device)
     if metric == "cosine":
-        pool = _unit_rows(pool, "the pooled features")
+        pool = unit_rows(pool, "the pooled features")
 
     # integer counts of same-variant neighbours, so each fraction is one exact division
     same = torch.empty(total, dtype=torch.int64, device=device)
-    step = _block_rows(total)
+    step = block_rows(total)
     for start in range(0, total, step):
         rows = torch.arange(start, min(start + step, total), device=device)
         if metric == "cosine":
@@ -166,7 +172,7 @@ def cosine_similarities(clean: ArrayLike, altered: ArrayLike) -> np.ndarray:
         array([1., 0.])
     """
     x, y = _rows_paired(clean, altered)
-    sims = (_unit_rows(x, "clean") * _unit_rows(y, "altered")).sum(dim=1)
+    sims = (unit_rows(x, "clean") * unit_rows(y, "altered")).sum(dim=1)
     # rounding can push the similarity of parallel vectors just past 1
     return sims.clamp(-1.0, 1.0).cpu().numpy()
 
@@ -215,7 +221,7 @@ def alignment(x: ArrayLike, y: ArrayLike, alpha: float = 2) -> float:
         raise ValueError(f"Expected alpha to be positive, but got {alpha!r}")
     a, b = _rows_paired(x, y)
     # squared distances raised to alpha / 2: exact for the usual alpha = 2, no sqrt round trip
-    squared = (_unit_rows(a, "x") - _unit_rows(b, "y")).square().sum(dim=1)
+    squared = (unit_rows(a, "x") - unit_rows(b, "y")).square().sum(dim=1)
     return float(squared.pow(alpha / 2).mean())
 
 
@@ -244,9 +250,8 @@ def uniformity(x: ArrayLike, t: float = 2, *, max_samples: int = 10_000, seed: i
     """
     if not t > 0:
         raise ValueError(f"Expected t to be positive, but got {t!r}")
-    if isinstance(max_samples, bool) or not isinstance(max_samples, int) or max_samples < 2:
-        raise ValueError(f"Expected max_samples to be an integer >= 2, but got {max_samples!r}")
-    points = _unit_rows(features(x, "x", min_rows=2), "x")
+    integer_at_least(max_samples, "max_samples", 2)
+    points = unit_rows(features(x, "x", min_rows=2), "x")
     n = points.shape[0]
     if n > max_samples:
         generator = torch.Generator().manual_seed(seed)
@@ -254,7 +259,7 @@ def uniformity(x: ArrayLike, t: float = 2, *, max_samples: int = 10_000, seed: i
         points, n = points[keep], max_samples
 
     partials = []
-    step = _block_rows(n)
+    step = block_rows(n)
     for start in range(0, n - 1, step):
         stop = min(start + step, n - 1)
         # on the unit sphere ||a - b||^2 = 2 - 2 a.b; each pair i < j is counted once
