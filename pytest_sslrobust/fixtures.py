@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_sslrobust.markers import MarkerOptions, options_of
 from pytest_sslrobust.session import RUN_KEY, SslRobustRun, fail_explained
 from pytest_sslrobust.settings import Settings
 from pytest_sslrobust.vocabulary import DataError, VariantError
@@ -85,86 +86,9 @@ def sslrobust_features(
     Each set is computed once per run (and once across runs, through the disk cache).
     """
     run = _run(pytestconfig)
-    data = marker_options(request.node.get_closest_marker("sslrobust")).get("data")
+    data = options_of(request.node).data
     dataset = run.dataset(data) if data else sslrobust_dataset
     return run.store(sslrobust_backbone, dataset)
-
-
-_MARKER_KEYS = frozenset({"models", "data", "corruptions", "severities", "protocol", "variants"})
-# The masking study's altered variants, swept by ``sslrobust_variant`` unless a marker says.
-DEFAULT_VARIANTS = ("foreground", "background", "center", "border")
-
-
-def marker_options(marker: pytest.Mark | None) -> dict[str, Any]:
-    """The keywords of ``@pytest.mark.sslrobust(...)``, checked; a bad one is a usage error."""
-    import argparse
-
-    from pytest_sslrobust.settings import parse_data, parse_models
-
-    options = dict(marker.kwargs) if marker is not None else {}
-    if marker is not None and marker.args:
-        raise pytest.UsageError(
-            "@pytest.mark.sslrobust takes keywords only (models=, data=, corruptions=, "
-            "severities=, protocol=, variants=)"
-        )
-    unknown = sorted(set(options) - _MARKER_KEYS)
-    if unknown:
-        raise pytest.UsageError(
-            f"@pytest.mark.sslrobust got unknown keyword {unknown[0]!r}; accepted: "
-            f"{', '.join(sorted(_MARKER_KEYS))}"
-        )
-    try:
-        if "models" in options:
-            models = options["models"]
-            models = parse_models(models if isinstance(models, str) else ",".join(models))
-            from pytest_sslrobust.backbones.registry import validate_spec
-
-            for spec in models:
-                problem = validate_spec(spec)
-                if problem:
-                    raise argparse.ArgumentTypeError(problem)
-            options["models"] = models
-        if "data" in options:
-            options["data"] = parse_data(str(options["data"]))
-    except argparse.ArgumentTypeError as exc:
-        raise pytest.UsageError(f"@pytest.mark.sslrobust: {exc}") from None
-    return options
-
-
-def sweep_from_marker(settings: Settings, marker: pytest.Mark | None) -> list[Corruption]:
-    """The corruption sweep of a test: settings, overridden by ``@pytest.mark.sslrobust``."""
-    from pytest_sslrobust.variants.corruptions import corruption_variants
-
-    options = marker_options(marker)
-    try:
-        return corruption_variants(
-            options.get("corruptions", settings.corruptions),
-            options.get("severities", settings.severities),
-            options.get("protocol", settings.corruption_protocol),
-        )
-    except VariantError as exc:
-        raise pytest.UsageError(f"@pytest.mark.sslrobust: {exc}") from None
-
-
-def variants_from_marker(settings: Settings, marker: pytest.Mark | None) -> list[Any]:
-    """The variants a ``sslrobust_variant`` test runs over (marker ``variants=``, else
-    foreground, background, center, border)."""
-    from pytest_sslrobust.variants import parse_variant
-
-    options = marker_options(marker)
-    wanted = options.get("variants", DEFAULT_VARIANTS)
-    if isinstance(wanted, str):
-        wanted = [part.strip() for part in wanted.split(",")]
-    protocol = options.get("protocol", settings.corruption_protocol)
-    try:
-        return [
-            parse_variant(v, protocol=protocol, segmenter=settings.segmenter)
-            if isinstance(v, str)
-            else v
-            for v in wanted
-        ]
-    except VariantError as exc:
-        raise pytest.UsageError(f"@pytest.mark.sslrobust: {exc}") from None
 
 
 @pytest.fixture
@@ -191,12 +115,12 @@ class SslRobust:
         self,
         settings: Settings,
         store: FeatureStore,
-        marker: pytest.Mark | None = None,
+        options: MarkerOptions | None = None,
         run: SslRobustRun | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
-        self.marker = marker
+        self.options = options if options is not None else MarkerOptions()
         self._run = run
 
     def with_model(self, spec: str) -> SslRobust:
@@ -205,7 +129,7 @@ class SslRobust:
         if self._run is None:
             raise RuntimeError("with_model needs the facade from the sslrobust fixture")
         store = self._run.store(self._run.backbone(spec), self.dataset)
-        return SslRobust(self.settings, store, self.marker, self._run)
+        return SslRobust(self.settings, store, self.options, self._run)
 
     @property
     def backbone(self) -> Backbone:
@@ -226,7 +150,7 @@ class SslRobust:
 
     def corruptions(self) -> list[Corruption]:
         """The corruption sweep for this test (options, or the test's sslrobust marker)."""
-        return sweep_from_marker(self.settings, self.marker)
+        return self.options.sweep(self.settings)
 
     @property
     def report(self) -> ReportRecorder:
@@ -380,12 +304,12 @@ class SslRobustModels:
         run: SslRobustRun,
         specs: Sequence[str],
         dataset: Dataset,
-        marker: pytest.Mark | None,
+        options: MarkerOptions | None = None,
     ) -> None:
         self._run = run
         self.specs = tuple(specs)
         self.dataset = dataset
-        self.marker = marker
+        self.options = options if options is not None else MarkerOptions()
         self._facades: dict[str, SslRobust] = {}
 
     def __getitem__(self, spec: str) -> SslRobust:
@@ -396,7 +320,7 @@ class SslRobustModels:
             )
         if spec not in self._facades:
             store = self._run.store(self._run.backbone(spec), self.dataset)
-            self._facades[spec] = SslRobust(self._run.settings, store, self.marker, self._run)
+            self._facades[spec] = SslRobust(self._run.settings, store, self.options, self._run)
         return self._facades[spec]
 
     def __iter__(self) -> Any:
@@ -446,10 +370,9 @@ def sslrobust_models(
     """All models of the run (``--sslrobust-model=a,b`` or the marker's ``models=``) on the
     test's dataset, each with its own facade; for contracts across models and paradigms."""
     run = _run(pytestconfig)
-    marker = request.node.get_closest_marker("sslrobust")
-    options = marker_options(marker)
-    dataset = run.dataset(options.get("data"))
-    return SslRobustModels(run, options.get("models", run.settings.model), dataset, marker)
+    options = options_of(request.node)
+    dataset = run.dataset(options.data)
+    return SslRobustModels(run, options.models_or(run.settings.model), dataset, options)
 
 
 @pytest.fixture
@@ -458,5 +381,5 @@ def sslrobust(
 ) -> SslRobust:
     """The facade: ``sslrobust.features("original", split="test")``, ``.corruptions()``,
     ``.variant(id)``, ``.backbone``, ``.dataset``, ``.items(split)``, ``.settings``."""
-    marker = request.node.get_closest_marker("sslrobust")
-    return SslRobust(sslrobust_settings, sslrobust_features, marker, _run(request.config))
+    options = options_of(request.node)
+    return SslRobust(sslrobust_settings, sslrobust_features, options, _run(request.config))

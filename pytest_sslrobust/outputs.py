@@ -68,6 +68,7 @@ class BaselineGate:
     def __init__(self, settings: Settings, collector: ResultCollector) -> None:
         self.settings = settings
         self.collector = collector
+        self.table: dict[str, Any] | None = None  # the compared rows, for the report
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         from pytest_sslrobust.baselines import BaselineError, save_baseline
@@ -78,11 +79,11 @@ class BaselineGate:
             try:
                 save_baseline(settings.save, collector.results, environment=environment())
             except BaselineError as exc:
-                collector.comparison_lines = [f"could not save the baseline: {exc}"]
+                collector.set_comparison([f"could not save the baseline: {exc}"])
                 fail_session(session)
         if settings.compare is not None:
             lines, failed = self._compare(settings.compare)
-            collector.comparison_lines = lines
+            collector.set_comparison(lines, self.table)
             if failed:
                 fail_session(session)
 
@@ -116,7 +117,7 @@ class BaselineGate:
         unmatched = unmatched_tolerances(
             tolerances or {}, collector.results, list(baseline.results.values())
         )
-        collector.comparison = {
+        self.table = {
             "baseline": str(path),
             "rows": [dataclasses.asdict(row) for row in comparison.rows],
         }
@@ -195,7 +196,7 @@ class HtmlReport:
         }
         executed = outcomes["passed"] + outcomes["failed"]
         if executed == 0:
-            collector.notes.append(
+            collector.add_note(
                 f"no test ran to the end, so the report was not written ({settings.report} is "
                 "left as it was)"
             )
@@ -229,9 +230,9 @@ class HtmlReport:
         temporary.write_text(html, encoding="utf-8")
         os.replace(temporary, target)
         if target == settings.report:
-            collector.notes.append(f"report written to {target}")
+            collector.add_note(f"report written to {target}")
         else:
-            collector.notes.append(
+            collector.add_note(
                 f"report of this run ({executed} tests) written to {target}; {settings.report} "
                 f"covers more tests ({previous}) and is kept"
             )

@@ -74,8 +74,7 @@ def pytest_configure(config: pytest.Config) -> None:
         except CacheDirError as exc:
             raise pytest.UsageError(str(exc)) from None
     config.stash[RUN_KEY] = SslRobustRun(config, settings)
-    collector = ResultCollector()
-    collector.started = time.time()
+    collector = ResultCollector(started=time.time())
     config.stash[COLLECTOR_KEY] = collector
     config.pluginmanager.register(collector, "sslrobust-results")
     config.addinivalue_line(
@@ -117,14 +116,17 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    from pytest_sslrobust.fixtures import marker_options, sweep_from_marker, variants_from_marker
+    from pytest_sslrobust.markers import MarkerOptions
 
+    names = ("sslrobust_backbone", "sslrobust_corruption", "sslrobust_variant")
+    if not any(name in metafunc.fixturenames for name in names):
+        return  # the marker is still checked, for every item, at collection's end
     settings = metafunc.config.stash[RUN_KEY].settings
-    marker = metafunc.definition.get_closest_marker("sslrobust")
+    options = MarkerOptions.parse(metafunc.definition.get_closest_marker("sslrobust"))
     if "sslrobust_backbone" in metafunc.fixturenames:
         from pytest_sslrobust.backbones.registry import model_id
 
-        models = marker_options(marker).get("models", settings.model)
+        models = options.models_or(settings.model)
         metafunc.parametrize(
             "sslrobust_backbone",
             models,
@@ -133,20 +135,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             scope="session",
         )
     if "sslrobust_corruption" in metafunc.fixturenames:
-        variants = sweep_from_marker(settings, marker)
+        variants = options.sweep(settings)
         metafunc.parametrize("sslrobust_corruption", variants, ids=[v.id for v in variants])
     if "sslrobust_variant" in metafunc.fixturenames:
-        variants = variants_from_marker(settings, marker)
+        variants = options.variant_list(settings)
         metafunc.parametrize("sslrobust_variant", variants, ids=[v.id for v in variants])
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Check every sslrobust marker up front: a typo is a usage error, not a late failure."""
-    from pytest_sslrobust.fixtures import marker_options
+    """Check every sslrobust marker up front (a typo is a usage error, not a late failure) and
+    stash each item's parsed options for its fixtures."""
+    from pytest_sslrobust.markers import check_items
 
-    for item in items:
-        for marker in item.iter_markers("sslrobust"):
-            marker_options(marker)
+    check_items(items)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -180,14 +181,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     workeroutput = getattr(config, "workeroutput", None)
     if run is None or workeroutput is None:
         return
-    import json
-
-    collector = config.stash[COLLECTOR_KEY]
     workeroutput["sslrobust_stats"] = dict(run.stats())
-    # Report material travels as one JSON string (execnet carries plain types only).
-    workeroutput["sslrobust_report"] = json.dumps(
-        {"artifacts": collector.artifacts, "backbones": collector.backbones}
-    )
+    workeroutput["sslrobust_report"] = config.stash[COLLECTOR_KEY].worker_payload()
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -229,11 +224,6 @@ class XdistStats:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        import json
-
         output = getattr(node, "workeroutput", {})
         self.config.stash[RUN_KEY].worker_stats.update(output.get("sslrobust_stats", {}))
-        report = json.loads(output.get("sslrobust_report", "{}"))
-        collector = self.config.stash[COLLECTOR_KEY]
-        collector.artifacts.extend(report.get("artifacts", []))
-        collector.backbones.update(report.get("backbones", {}))
+        self.config.stash[COLLECTOR_KEY].merge_worker(output.get("sslrobust_report", "{}"))

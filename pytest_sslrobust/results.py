@@ -169,7 +169,7 @@ def record_artifact(
         return
     collector = item.config.stash.get(COLLECTOR_KEY, None)
     if collector is not None:
-        collector.artifacts.append(
+        collector.add_artifact(
             {
                 "kind": kind,
                 "test": item.nodeid,
@@ -232,22 +232,78 @@ def _xunit2_log(config: pytest.Config | None) -> Any:
 
 
 class ResultCollector:
-    """Gathers results from every test report (controller side, so xdist workers count).
+    """What the session gathered, behind a small API; the one place it accumulates.
 
-    Registered as a plugin for the session; ``comparison_lines`` holds what the baseline
-    comparison has to say, for the terminal summary. With ``--junitxml`` under xunit2 it
-    moves the results to the suite's properties (see docs/results-schema.md).
+    Registered as a plugin for the session (controller side, so xdist workers count): it
+    takes results from every teardown report and, with ``--junitxml`` under xunit2, moves
+    them to the suite's properties (see docs/results-schema.md). Writers: ``add_report``
+    (a test report's properties), ``add_artifact`` (report material of the running test),
+    ``add_backbone`` (a loaded model's description), ``merge_worker`` (what an xdist worker
+    sent, from its ``worker_payload``), ``set_comparison`` and ``add_note`` (session-end
+    outputs). Readers see tuples and copies: ``results``, ``artifacts``, ``backbones``,
+    ``comparison``, ``comparison_lines``, ``notes``, ``started``.
     """
 
-    def __init__(self) -> None:
-        self.results: list[ContractResult] = []
-        self.artifacts: list[dict[str, Any]] = []
-        self.backbones: dict[str, dict[str, Any]] = {}
-        self.comparison_lines: list[str] = []
-        self.comparison: dict[str, Any] | None = None
-        self.started = 0.0
-        self.notes: list[str] = []
+    def __init__(self, started: float = 0.0) -> None:
+        self._results: list[ContractResult] = []
+        self._artifacts: list[dict[str, Any]] = []
+        self._backbones: dict[str, dict[str, Any]] = {}
+        self._comparison_lines: list[str] = []
+        self._comparison: dict[str, Any] | None = None
+        self._notes: list[str] = []
+        self.started = started
         self.config: pytest.Config | None = None
+
+    @property
+    def results(self) -> tuple[ContractResult, ...]:
+        return tuple(self._results)
+
+    @property
+    def artifacts(self) -> tuple[dict[str, Any], ...]:
+        return tuple(self._artifacts)
+
+    @property
+    def backbones(self) -> dict[str, dict[str, Any]]:
+        return {name: dict(description) for name, description in self._backbones.items()}
+
+    @property
+    def comparison(self) -> dict[str, Any] | None:
+        return self._comparison
+
+    @property
+    def comparison_lines(self) -> tuple[str, ...]:
+        return tuple(self._comparison_lines)
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return tuple(self._notes)
+
+    def add_artifact(self, artifact: Mapping[str, Any]) -> None:
+        self._artifacts.append(dict(artifact))
+
+    def add_backbone(self, name: str, description: Mapping[str, Any]) -> None:
+        self._backbones[name] = dict(description)
+
+    def set_comparison(
+        self, lines: Iterable[str], comparison: Mapping[str, Any] | None = None
+    ) -> None:
+        """The baseline comparison's summary lines and, when it compared, its table."""
+        self._comparison_lines = list(lines)
+        if comparison is not None:
+            self._comparison = dict(comparison)
+
+    def add_note(self, line: str) -> None:
+        self._notes.append(line)
+
+    def worker_payload(self) -> str:
+        """Report material of an xdist worker, as one JSON string (execnet carries plain
+        types only); the controller's collector takes it with ``merge_worker``."""
+        return json.dumps({"artifacts": self._artifacts, "backbones": self._backbones})
+
+    def merge_worker(self, payload: str) -> None:
+        report = json.loads(payload or "{}")
+        self._artifacts.extend(report.get("artifacts", []))
+        self._backbones.update(report.get("backbones", {}))
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self.config = session.config
@@ -272,7 +328,7 @@ class ResultCollector:
         report.user_properties = [p for p in report.user_properties if p[0] != PROPERTY]
 
     def add_report(self, properties: Iterable[tuple[str, Any]]) -> None:
-        self.results.extend(results_from_properties(properties))
+        self._results.extend(results_from_properties(properties))
 
     def document(self) -> dict[str, Any]:
         """The JSON document of ``--sslrobust-json`` (schema in docs/results-schema.md)."""
@@ -280,12 +336,12 @@ class ResultCollector:
             "schema_version": SCHEMA_VERSION,
             "environment": environment(),
             # By test id (stable within a test): the same file with and without -n.
-            "results": [result.to_dict() for result in sorted(self.results, key=lambda r: r.test)],
+            "results": [result.to_dict() for result in sorted(self._results, key=lambda r: r.test)],
         }
 
     def summary_lines(self, width: int = 100) -> list[str]:
         """An aligned table: outcome, test and label, value, bounds."""
-        if not self.results:
+        if not self._results:
             return []
         rows = [
             (
@@ -294,7 +350,7 @@ class ResultCollector:
                 f"{r.value:.4g}{r.unit}",
                 r.bounds_text() + (" (interval)" if r.decided_on == "interval" else ""),
             )
-            for r in self.results
+            for r in self._results
         ]
         header = ("outcome", "contract", "value", "required")
         widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]

@@ -136,10 +136,9 @@ class SslRobustRun:
 
             collector = self.config.stash.get(COLLECTOR_KEY, None)
             if collector is not None:
-                collector.backbones[backbone.name] = {
-                    **backbone.describe(),
-                    "device": str(backbone.device),
-                }
+                collector.add_backbone(
+                    backbone.name, {**backbone.describe(), "device": str(backbone.device)}
+                )
         return self._backbones[spec]
 
     def dataset(self, spec: str | None = None) -> Dataset:
