@@ -5,12 +5,12 @@ from __future__ import annotations
 import contextlib
 import math
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from _contract_helpers import recording
 
 from pytest_sslrobust.assertions import (
     assert_accuracy_above,
@@ -40,35 +40,10 @@ from pytest_sslrobust.metrics import (
     mce_interval,
     relative_mce,
 )
-from pytest_sslrobust.results import ContractResult, current_item, results_from_properties
+from pytest_sslrobust.results import ContractResult, results_from_properties
 from pytest_sslrobust.variants.corruptions import COMMON
 
 RELEASED = {"source": "released-imagenet-c", "backbone": "toy-net"}
-
-
-class FakeItem:
-    """What ``record`` needs of a pytest item."""
-
-    def __init__(self) -> None:
-        self.nodeid = "tests/fake.py::test_contract"
-        self.user_properties: list[tuple[str, Any]] = []
-
-
-@contextlib.contextmanager
-def recording() -> Iterator[list[ContractResult]]:
-    """Collect what the helpers record; filled in when the block ends.
-
-    Set inside the test body: the plugin sets ``current_item`` itself around the call phase,
-    which would override a value set by a fixture.
-    """
-    item = FakeItem()
-    token = current_item.set(item)
-    results: list[ContractResult] = []
-    try:
-        yield results
-    finally:
-        current_item.reset(token)
-        results.extend(results_from_properties(item.user_properties))
 
 
 def scaled(factor: float, **per_corruption: float) -> CorruptionErrors:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_assertions import recording
+from _contract_helpers import recording
 
 from pytest_sslrobust.assertions import assert_focus_shift_below, assert_foreground_focus_above
 from pytest_sslrobust.attribution.sets import AttributionSet

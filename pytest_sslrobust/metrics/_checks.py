@@ -1,4 +1,4 @@
-"""Argument checks shared by the metrics: shapes, finiteness, conversion to float64."""
+"""Argument checks shared by the metrics and the contracts: shapes, numbers, labels."""
 
 from __future__ import annotations
 
@@ -76,15 +76,85 @@ def not_constant(x: torch.Tensor, name: str) -> None:
         raise ValueError(f"Expected {name} to vary across examples, but every row is identical")
 
 
-def positive_number(value: Any, name: str) -> float:
-    """A finite Python int or float above 0 (bools refused)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-        raise ValueError(f"Expected {name} to be a positive finite number, but got {value!r}")
-    return float(value)
+def is_scalar(value: Any) -> bool:
+    """A real number: Python or numpy, or a 0-d array or tensor; bools are not numbers here."""
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return True
+    return isinstance(value, (np.ndarray, torch.Tensor)) and value.ndim == 0
 
 
-def integer_at_least(value: Any, name: str, minimum: int = 1) -> int:
-    """A Python int of at least ``minimum`` (bools refused)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"Expected {name} to be an integer >= {minimum}, but got {value!r}")
+def number(value: Any, name: str) -> float:
+    """A finite real number (bools and strings are refused: they are always mistakes here)."""
+    __tracebackhide__ = True
+    if not is_scalar(value):
+        raise ValueError(f"Expected {name} to be a finite number, but got {value!r}")
+    result = float(value)
+    if not math.isfinite(result):
+        raise ValueError(f"Expected {name} to be a finite number, but got {result}")
+    return result
+
+
+def fraction(value: Any, name: str) -> float:
+    """A number in [0, 1]; a percent-looking value gets a hint."""
+    __tracebackhide__ = True
+    result = number(value, name)
+    if not 0.0 <= result <= 1.0:
+        hint = f" (did you mean {result / 100:g}?)" if 1.0 < result <= 100.0 else ""
+        raise ValueError(
+            f"Expected {name} to be a fraction in [0, 1], but got {result:g}{hint}; accuracies "
+            f"here are fractions of images, not percent"
+        )
+    return result
+
+
+def number_range(low: Any, high: Any) -> tuple[float, float]:
+    """Two finite numbers with ``low <= high``."""
+    __tracebackhide__ = True
+    lo, hi = number(low, "low"), number(high, "high")
+    if lo > hi:
+        raise ValueError(f"Expected low <= high, but got low={lo:g} and high={hi:g}")
+    return lo, hi
+
+
+def confidence(value: Any) -> float | None:
+    """None (no interval), or an interval's confidence level in the open interval (0, 1)."""
+    __tracebackhide__ = True
+    if value is None:
+        return None
+    level = number(value, "confidence")
+    if not 0.0 < level < 1.0:
+        raise ValueError(
+            f"Expected confidence in the open interval (0, 1), e.g. 0.95, but got {level:g}"
+        )
+    return level
+
+
+def no_confidence(value: Any, why: str) -> None:
+    """Refuse a confidence level where no interval can be computed, saying ``why``."""
+    __tracebackhide__ = True
+    if value is not None:
+        raise ValueError(f"Expected confidence=None: {why}")
+
+
+def name_or_default(value: Any, default: str, name: str = "label") -> str:
+    """A non-empty string, or ``default`` for None."""
+    __tracebackhide__ = True
+    if value is None:
+        return default
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"Expected {name} to be a non-empty string or None, but got {value!r}")
     return value
+
+
+def predicted_labels(value: ArrayLike, name: str, n: int) -> torch.Tensor:
+    """Predicted labels: (n,) integers as they are, or the argmax of (n, C) scores."""
+    __tracebackhide__ = True
+    if as_tensor(value, name).ndim == 2:
+        scores = features(value, name, min_rows=1)
+        if scores.shape[0] != n:
+            raise ValueError(f"Expected {n} rows of {name}, but got {scores.shape[0]}")
+        return scores.argmax(dim=1)
+    return labels(value, n, name)
+

@@ -26,8 +26,13 @@ __all__ = [
     "bootstrap",
     "cka_difference_interval",
     "cka_interval",
+    "common_wrong",
+    "correct_vector",
+    "counted_interval",
+    "counts",
     "mce_difference_interval",
     "mce_interval",
+    "paired_correct",
 ]
 
 # Resampled indices are drawn in blocks of about this many entries, so memory stays bounded
@@ -199,14 +204,20 @@ def bootstrap(
     return _interval(estimate, values, confidence, resamples, seed, digits)
 
 
-def _counts(indices: np.ndarray, n: int) -> np.ndarray:
-    """How often each image occurs in each resample, shape (k, n): means become matmuls."""
+def counts(indices: np.ndarray, n: int) -> np.ndarray:
+    """How often each image occurs in each resample, shape (k, n): means become matmuls.
+
+    Example:
+        >>> counts(np.array([[0, 0, 2]]), 3)
+        array([[2., 0., 1.]])
+    """
     k = indices.shape[0]
     flat = (indices + n * np.arange(k)[:, None]).ravel()
     return np.bincount(flat, minlength=k * n).reshape(k, n).astype(np.float64)
 
 
-def _correct_vector(value: Any, name: str) -> np.ndarray:
+def correct_vector(value: Any, name: str) -> np.ndarray:
+    """A 0/1 (or boolean) vector (n,) as float64."""
     array = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value)
     if array.ndim != 1:
         raise ValueError(f"Expected {name} to have shape (n,), but got {array.shape}")
@@ -217,20 +228,33 @@ def _correct_vector(value: Any, name: str) -> np.ndarray:
     return array.astype(np.float64)
 
 
-def _counted_interval(
+def counted_interval(
     statistic: Callable[[np.ndarray], np.ndarray],
     n: int,
     resamples: int,
     confidence: float,
     seed: int,
+    digits: int = 2,
 ) -> Interval:
     """Bootstrap a statistic of per-image count weights (k, n) -> k values."""
     _check_options(n, resamples, confidence, seed)
     # The estimate goes through the same arithmetic as the resamples, so a degenerate sample
     # (every resample equal) still gives an interval that contains its estimate.
     estimate = float(statistic(np.ones((1, n)))[0])
-    values = _resampled(lambda idx: statistic(_counts(idx, n)), n, resamples, seed, vectorized=True)
-    return _interval(estimate, values, confidence, resamples, seed)
+    values = _resampled(lambda idx: statistic(counts(idx, n)), n, resamples, seed, vectorized=True)
+    return _interval(estimate, values, confidence, resamples, seed, digits)
+
+
+def paired_correct(correct_a: Any, correct_b: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Two 0/1 vectors of the same images (see :func:`correct_vector`)."""
+    a = correct_vector(correct_a, "correct_a")
+    b = correct_vector(correct_b, "correct_b")
+    if a.shape != b.shape:
+        raise ValueError(
+            f"Expected correct_a and correct_b for the same images, but got {a.shape[0]} and "
+            f"{b.shape[0]} values"
+        )
+    return a, b
 
 
 def accuracy_interval(
@@ -251,9 +275,9 @@ def accuracy_interval(
         >>> print(accuracy_interval([1, 1, 1, 0] * 50, resamples=500))  # doctest: +ELLIPSIS
         75.00 [...] (95% bootstrap)
     """
-    values = _correct_vector(correct, "correct")
+    values = correct_vector(correct, "correct")
     n = values.shape[0]
-    return _counted_interval(lambda w: 100.0 * (w @ values) / n, n, resamples, confidence, seed)
+    return counted_interval(lambda w: 100.0 * (w @ values) / n, n, resamples, confidence, seed)
 
 
 def accuracy_difference_interval(
@@ -285,23 +309,16 @@ def accuracy_difference_interval(
         >>> accuracy_difference_interval(a, a, resamples=100).high
         0.0
     """
-    a = _correct_vector(correct_a, "correct_a")
-    b = _correct_vector(correct_b, "correct_b")
-    if a.shape != b.shape:
-        raise ValueError(
-            f"Expected correct_a and correct_b for the same images, but got {a.shape[0]} and "
-            f"{b.shape[0]} values"
-        )
+    a, b = paired_correct(correct_a, correct_b)
     n = a.shape[0]
-    return _counted_interval(
+    return counted_interval(
         lambda w: 100.0 * (w @ a) / n - 100.0 * (w @ b) / n, n, resamples, confidence, seed
     )
 
 
-def _mce_of_counts(
-    errors: CorruptionErrors, reference: ReferenceLike
-) -> Callable[[np.ndarray], np.ndarray]:
-    """mCE (percent) as a function of per-image count weights (k, n), reference held fixed."""
+def common_wrong(errors: CorruptionErrors) -> np.ndarray:
+    """Per-image wrongness (1 - correct) of the 15 common corruptions, (15 * 5, n) float64,
+    corruption-major, severity 1..5 within: each cell's error is its mean over images."""
     if not isinstance(errors, CorruptionErrors):
         raise ValueError(
             f"Expected a CorruptionErrors with per-image correctness, but got "
@@ -314,12 +331,19 @@ def _mce_of_counts(
             f"Expected per-image correctness (errors.correct) for all 15 common corruptions, "
             f"but it is missing for: {', '.join(missing)}"
         )
+    # Wrong counts over n, as errors_from_predictions computes the stored rates.
+    return 1.0 - np.concatenate([correct[name] for name in COMMON]).astype(np.float64)
+
+
+def _mce_of_counts(
+    errors: CorruptionErrors, reference: ReferenceLike
+) -> Callable[[np.ndarray], np.ndarray]:
+    """mCE (percent) as a function of per-image count weights (k, n), reference held fixed."""
+    wrong = common_wrong(errors)
     # Validates protocols and the reference table once, up front.
     mce(errors, reference)
     table, _ = _reference_table(errors, reference)
     reference_sums = np.array([sum(table[name]) for name in COMMON])
-    # Wrong counts over n, as errors_from_predictions computes the stored rates.
-    wrong = 1.0 - np.concatenate([correct[name] for name in COMMON]).astype(np.float64)
     n, shape = errors.n, (len(COMMON), len(table[COMMON[0]]))
 
     def statistic(weights: np.ndarray) -> np.ndarray:
@@ -369,7 +393,7 @@ def mce_interval(
         True
     """
     statistic = _mce_of_counts(errors, reference)
-    return _counted_interval(statistic, errors.n, resamples, confidence, seed)
+    return counted_interval(statistic, errors.n, resamples, confidence, seed)
 
 
 def mce_difference_interval(
@@ -418,7 +442,7 @@ def mce_difference_interval(
     check_protocols(a, b, "a and b")
     stat_a = _mce_of_counts(a, reference)
     stat_b = _mce_of_counts(b, reference)
-    return _counted_interval(
+    return counted_interval(
         lambda w: stat_a(w) - stat_b(w),
         a.n,
         resamples,

@@ -1,0 +1,168 @@
+"""Representation-similarity contracts: CKA and CCA of two representations of the same images."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pytest_sslrobust.contracts.decision import conclude
+from pytest_sslrobust.contracts.inputs import features_of, protocol_of
+from pytest_sslrobust.features.store import FeatureSet
+from pytest_sslrobust.metrics import _checks
+from pytest_sslrobust.metrics.similarity import cca_mean, cca_r2, debiased_cka, linear_cka, rbf_cka
+from pytest_sslrobust.metrics.statistics import cka_interval
+from pytest_sslrobust.results import ContractResult, run_seed
+
+__all__ = ["assert_cca_between", "assert_cka_between"]
+
+_CKA_KERNELS: dict[str, Callable[[Any, Any], float]] = {
+    "linear": linear_cka,
+    "rbf": rbf_cka,
+    "debiased": debiased_cka,
+}
+
+
+_CCA_KINDS: dict[str, Callable[[Any, Any], float]] = {"r2": cca_r2, "mean": cca_mean}
+
+
+_CCA_SHOWN = {"r2": "CCA R^2", "mean": "mean CCA"}
+
+
+def _similarity(
+    helper: str,
+    x: Any,
+    y: Any,
+    low: float,
+    high: float,
+    *,
+    fn: Callable[[Any, Any], float],
+    metric: str,
+    shown: str,
+    label: str | None,
+    confidence: float | None,
+    resamples: int,
+    seed: int,
+) -> ContractResult:
+    __tracebackhide__ = True
+    lo, hi = _checks.number_range(low, high)
+    level = _checks.confidence(confidence)
+    a, b = features_of(x), features_of(y)
+    value = fn(a, b)
+    interval = None
+    if level is not None:
+        interval = cka_interval(
+            a, b, fn, resamples=resamples, confidence=level, seed=run_seed(seed)
+        )
+    n = int(_checks.as_tensor(a, "x").shape[0])
+    rows = [("n", str(n), "", "", ""), ("metric", fn.__name__, "", "", "")]
+    details: list[dict[str, Any]] = []
+    for name, value_in in (("x", x), ("y", y)):
+        if isinstance(value_in, FeatureSet):
+            backbone = value_in.protocol.get("backbone", "?")
+            rows.append((name, f"{backbone} / {value_in.variant}", "", "", ""))
+            details.append({"item": name, "backbone": backbone, "variant": value_in.variant})
+    return conclude(
+        helper,
+        metric=metric,
+        shown=shown,
+        value=value,
+        low=lo,
+        high=hi,
+        better="higher",
+        label=_checks.name_or_default(label, metric),
+        decimals=4,
+        interval=interval,
+        context=f"n={n}",
+        rows=rows,
+        protocol=protocol_of(x, y),
+        details=details,
+    )
+
+
+def assert_cka_between(
+    x: Any,
+    y: Any,
+    low: float,
+    high: float,
+    *,
+    kernel: str = "linear",
+    label: str | None = None,
+    confidence: float | None = None,
+    resamples: int = 1000,
+    seed: int | None = None,
+) -> ContractResult:
+    """Assert that the CKA between two representations of the same images is in [low, high].
+
+    Args:
+        x: FeatureSet or (n, d1) array/tensor.
+        y: FeatureSet or (n, d2) array/tensor, the same images in the same order.
+        low: the smallest acceptable CKA.
+        high: the largest acceptable CKA.
+        kernel: ``"linear"``, ``"rbf"`` or ``"debiased"`` (linear CKA, unbiased HSIC).
+        label: tells several results of one test apart (default ``"cka"``).
+        confidence: e.g. 0.95 to require the whole bootstrap interval (rows resampled
+            jointly) inside [low, high].
+        resamples: bootstrap resamples.
+        seed: bootstrap seed (default: the run's ``--sslrobust-seed``; 0 outside a run).
+    """
+    __tracebackhide__ = True
+    if kernel not in _CKA_KERNELS:
+        raise ValueError(f"Expected kernel to be one of {tuple(_CKA_KERNELS)}, but got {kernel!r}")
+    return _similarity(
+        "assert_cka_between",
+        x,
+        y,
+        low,
+        high,
+        fn=_CKA_KERNELS[kernel],
+        metric="cka",
+        shown=f"{kernel} CKA",
+        label=label,
+        confidence=confidence,
+        resamples=resamples,
+        seed=run_seed(seed),
+    )
+
+
+def assert_cca_between(
+    x: Any,
+    y: Any,
+    low: float,
+    high: float,
+    *,
+    kind: str = "r2",
+    label: str | None = None,
+    confidence: float | None = None,
+    resamples: int = 1000,
+    seed: int | None = None,
+) -> ContractResult:
+    """Assert that a CCA similarity of two representations is in [low, high].
+
+    Args:
+        x: FeatureSet or (n, d1) array/tensor.
+        y: FeatureSet or (n, d2) array/tensor, the same images in the same order.
+        low: the smallest acceptable value.
+        high: the largest acceptable value.
+        kind: ``"r2"`` (mean squared canonical correlation) or ``"mean"``.
+        label: tells several results of one test apart (default ``"cca"``).
+        confidence: e.g. 0.95 to require the whole bootstrap interval inside [low, high].
+        resamples: bootstrap resamples.
+        seed: bootstrap seed (default: the run's ``--sslrobust-seed``; 0 outside a run).
+    """
+    __tracebackhide__ = True
+    if kind not in _CCA_KINDS:
+        raise ValueError(f"Expected kind to be one of {tuple(_CCA_KINDS)}, but got {kind!r}")
+    return _similarity(
+        "assert_cca_between",
+        x,
+        y,
+        low,
+        high,
+        fn=_CCA_KINDS[kind],
+        metric="cca",
+        shown=_CCA_SHOWN[kind],
+        label=label,
+        confidence=confidence,
+        resamples=resamples,
+        seed=run_seed(seed),
+    )
