@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from pytest_sslrobust.features.cache import cache_key
+from pytest_sslrobust.features.derived import derived_entry
+from pytest_sslrobust.features.provenance import Provenance
 from pytest_sslrobust.vocabulary import corruption_id
 
 if TYPE_CHECKING:
@@ -124,11 +125,11 @@ class Readout:
         train = self._train_features()
         # Predictions are cached like features, keyed by both feature sets and the readout:
         # a warm run neither refits the probe nor searches neighbours again.
-        key = cache_key({"readout": self.params, "train": train.key, "test": features.key})
-        cached = self.store.cache.get(
-            key,
+        _, cached = derived_entry(
+            self.store.cache,
+            {"train": train, "test": features},
+            {"readout": self.params},
             lambda: {"predictions": torch.as_tensor(self._compute(train, features))},
-            describe={"readout": self.params, "train": train.key, "test": features.key},
         )
         return cached["predictions"].cpu().numpy()
 
@@ -184,10 +185,10 @@ class Readout:
 
 
 def _source(store: FeatureStore, features: FeatureSet) -> str:
-    origin = features.protocol["origin"]
-    if origin == "released files":
+    provenance = Provenance.of(features)
+    if provenance.origin == "released files":
         return "released-imagenet-c" if store.dataset.spec.startswith("imagenet-c:") else "released"
-    params = features.protocol.get("variant_params", {})
+    params = provenance.variant_params
     return "imagenet-c-recipe" if params.get("protocol") == "imagenet-c" else "on-the-fly"
 
 
@@ -223,17 +224,18 @@ def corruption_errors(
         predictions[name] = per_severity
     if len(sources) != 1:
         raise ValueError(f"corruptions came from mixed sources {sorted(sources)}; use one")
+    made = Provenance.of(clean)
     protocol = {
         "source": sources.pop(),
-        "data": clean.protocol["data"],
-        "dataset_fingerprint": clean.protocol["dataset_fingerprint"],
+        "data": made.data,
+        "dataset_fingerprint": made.dataset_fingerprint,
         "split": split,
-        "subset": clean.protocol["subset"],
-        "ids_digest": clean.protocol["ids_digest"],
-        "image_size": clean.protocol["image_size"],
-        "seed": clean.protocol["seed"],
-        "backbone": clean.protocol["backbone"],
-        "backbone_fingerprint": clean.protocol["backbone_fingerprint"],
+        "subset": made.subset.to_dict(),
+        "ids_digest": made.ids_digest,
+        "image_size": made.image_size,
+        "seed": made.seed,
+        "backbone": made.backbone,
+        "backbone_fingerprint": made.backbone_fingerprint,
         # The readout is part of the protocol: an error table read by a probe is not
         # comparable with one read by kNN or the model's head.
         **{f"readout_{k}" if k != "readout" else k: v for k, v in reader.params.items()},

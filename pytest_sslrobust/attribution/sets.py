@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from pytest_sslrobust.data.base import stable_hash
-from pytest_sslrobust.features.cache import cache_key
+from pytest_sslrobust.features.derived import derived_entry
 
 if TYPE_CHECKING:
     from pytest_sslrobust.evaluate import Readout
@@ -137,18 +137,14 @@ def attribution_set(
             head.to(store.backbone.device), torch.as_tensor(columns, device=store.backbone.device)
         )
         target_kind = readout.kind
-    protocol = {
-        **{k: v for k, v in features.protocol.items() if k != "subset"},
-        "subset": features.protocol["subset"],
-        "attribution": {
-            "method": method,
-            "target": explain.describe(),
-            "readout": target_kind,
-            "images": len(ids),
-            "ids_digest": stable_hash(*ids),
-        },
+    made = {
+        "method": method,
+        "target": explain.describe(),
+        "readout": target_kind,
+        "images": len(ids),
+        "ids_digest": stable_hash(*ids),
     }
-    key = cache_key({"attribution_of": features.key, "attribution": protocol["attribution"]})
+    protocol = {**features.protocol, "attribution": made}
 
     def compute() -> dict[str, torch.Tensor]:
         shown, masks = [], []
@@ -168,7 +164,14 @@ def attribution_set(
             tensors["masks"] = torch.from_numpy(np.stack(masks).astype(np.uint8))
         return tensors
 
-    tensors = store.cache.get(key, compute, describe=protocol, device=torch.device("cpu"))
+    key, tensors = derived_entry(
+        store.cache,
+        {"attribution_of": features},
+        {"attribution": made},
+        compute,
+        describe=protocol,
+        device=torch.device("cpu"),
+    )
     masks = tensors.get("masks")
     return AttributionSet(
         maps=tensors["maps"],

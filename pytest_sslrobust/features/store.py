@@ -26,6 +26,7 @@ from pytest_sslrobust.data.base import (
 )
 from pytest_sslrobust.features.cache import FeatureCache, cache_key
 from pytest_sslrobust.features.extract import ItemTransform, ProgressCallback, extract
+from pytest_sslrobust.features.provenance import Provenance, Subset
 
 ORIGINAL = "original"
 
@@ -46,7 +47,11 @@ class VariantLike(Protocol):
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class FeatureSet:
-    """Features of one split under one variant, with the protocol that produced them."""
+    """Features of one split under one variant, with the protocol that produced them.
+
+    The store gives ``provenance``, the typed record, and ``protocol`` is derived from it
+    (the plain mapping users and outputs read); a hand-made set may give only ``protocol``.
+    """
 
     features: torch.Tensor
     logits: torch.Tensor | None
@@ -55,8 +60,15 @@ class FeatureSet:
     split: str
     variant: str
     key: str
-    protocol: Mapping[str, Any]
+    protocol: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     ssim: torch.Tensor | None = None
+    provenance: Provenance | None = None
+
+    def __post_init__(self) -> None:
+        if self.provenance is not None:
+            if self.protocol:
+                raise TypeError("give a FeatureSet its provenance or its protocol, not both")
+            object.__setattr__(self, "protocol", self.provenance.to_dict())
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -65,6 +77,11 @@ class FeatureSet:
 def item_seed(seed: int, item_id: str, variant_id: str) -> int:
     """The seed for one item under one variant: independent of order, batch and worker."""
     return int(stable_hash("item-seed", seed, item_id, variant_id)[:16], 16)
+
+
+def feature_key(provenance: Provenance, device: torch.device) -> str:
+    """The cache key of the features ``provenance`` describes, computed on ``device``."""
+    return cache_key({**provenance.to_dict(), "device_type": device.type})
 
 
 @functools.lru_cache(maxsize=1)
@@ -192,24 +209,25 @@ class FeatureStore:
                     "files must cover every clean image"
                 )
             indices = np.asarray([position[i] for i in chosen.ids], dtype=np.int64)
-        protocol = {
-            "data": self.dataset.spec,
-            "dataset_fingerprint": self.dataset.fingerprint,
-            "split": split,
-            "variant": variant_id,
-            "variant_params": params,
-            "origin": origin,
-            "subset": {"max_images": self.max_images, "seed": self.seed, "n": len(chosen)},
-            "ids_digest": stable_hash(*chosen.ids),
-            "backbone": self.backbone.name,
-            "backbone_fingerprint": self.backbone.fingerprint,
-            "preprocessing": self.backbone.preprocessing.describe(),
-            "precision": precision(self.backbone.device),
-            "seed": self.seed,
-            "versions": dict(library_versions()),
-            "image_size": self.backbone.preprocessing.input_size,
-        }
-        key = cache_key({**protocol, "device_type": self.backbone.device.type})
+        provenance = Provenance(
+            data=self.dataset.spec,
+            dataset_fingerprint=self.dataset.fingerprint,
+            split=split,
+            variant=variant_id,
+            variant_params=params,
+            origin=origin,
+            subset=Subset(max_images=self.max_images, seed=self.seed, n=len(chosen)),
+            ids_digest=stable_hash(*chosen.ids),
+            backbone=self.backbone.name,
+            backbone_fingerprint=self.backbone.fingerprint,
+            preprocessing=self.backbone.preprocessing.describe(),
+            precision=precision(self.backbone.device),
+            seed=self.seed,
+            versions=dict(library_versions()),
+            image_size=self.backbone.preprocessing.input_size,
+        )
+        protocol = provenance.to_dict()
+        key = feature_key(provenance, self.backbone.device)
         label = f"{self.backbone.name} / {split} / {variant_id}"
 
         def compute() -> dict[str, torch.Tensor]:
@@ -234,8 +252,8 @@ class FeatureStore:
             split=split,
             variant=variant_id,
             key=key,
-            protocol=protocol,
             ssim=tensors.get("ssim"),
+            provenance=provenance,
         )
 
     def _resolve(
