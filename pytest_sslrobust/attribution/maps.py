@@ -227,32 +227,6 @@ class Maps:
         return int(self.maps.shape[0])
 
 
-class _Explained(nn.Module):
-    """image -> pooled features -> target output: the model pytorch-grad-cam runs."""
-
-    def __init__(self, model: nn.Module, output: nn.Module, timm_api: bool) -> None:
-        super().__init__()
-        self.model = model
-        self.output = output
-        self.timm_api = timm_api
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.output(_pooled(self.model, images, self.timm_api))
-
-
-def _pooled(model: nn.Module, images: torch.Tensor, timm_api: bool) -> torch.Tensor:
-    if timm_api:
-        features = model.forward_head(model.forward_features(images), pre_logits=True)
-    else:
-        features = model(images)
-    if features.ndim != 2:
-        raise ValueError(
-            f"the model returned features of shape {tuple(features.shape)}; attribution "
-            "needs pooled features (batch, dim): make the model pool its output"
-        )
-    return features
-
-
 def _is_vit(model: nn.Module) -> bool:
     return hasattr(model, "blocks") and hasattr(model, "patch_embed")
 
@@ -426,9 +400,9 @@ def _gradcam(
     """Library Grad-CAM maps (n, S, S) float64 and which images are parallel to their ref."""
     from pytorch_grad_cam import GradCAM
 
-    model = backbone.model
     device = backbone.device
-    explained = _Explained(model, target.output(), backbone._timm_api)
+    # image -> pooled features -> target output: the model pytorch-grad-cam runs.
+    explained = nn.Sequential(backbone.embedding_module(), target.output())
     # Gradients are taken with respect to the input, with every parameter frozen: the
     # weights' .grad is never written and no weight gradient is computed.
     for parameter in explained.parameters():

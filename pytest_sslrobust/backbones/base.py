@@ -134,12 +134,39 @@ def state_dict_digest(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
+class Embedding(torch.nn.Module):
+    """Normalised images -> pooled features (n, d), gradients allowed.
+
+    timm models are read through ``forward_features`` / ``forward_head(pre_logits=True)``,
+    the pooled representation a linear probe would see; other modules are called directly
+    and their output is taken as the features.
+    """
+
+    def __init__(self, model: torch.nn.Module, name: str, *, timm_api: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.name = name
+        self.timm_api = timm_api
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.timm_api:
+            tokens = self.model.forward_features(batch)
+            features = self.model.forward_head(tokens, pre_logits=True)
+        else:
+            features = self.model(batch)
+        if features.ndim != 2:
+            raise BackboneError(
+                f"backbone {self.name!r} returned features of shape {tuple(features.shape)}; "
+                "expected (batch, dim): make the model pool its output"
+            )
+        return features  # type: ignore[no-any-return]
+
+
 class Backbone:
     """A vision model that maps uint8 images to pooled features (n, d) and maybe logits.
 
-    timm models are read through ``forward_features`` / ``forward_head(pre_logits=True)``
-    so the features are the pooled representation a linear probe would see; models from
-    user factories are called directly and their output is taken as the features.
+    Features come through ``embedding_module()`` (see ``Embedding``), logits through the
+    timm classifier on them.
     """
 
     def __init__(
@@ -202,22 +229,21 @@ class Backbone:
             "preprocessing": self.preprocessing.describe(),
         }
 
+    def embedding_module(self) -> Embedding:
+        """The model as a differentiable module: normalised batch -> pooled features (n, d).
+
+        The one path through the network: ``forward`` runs it without gradients, attacks
+        and attribution maps take gradients through it. The model is shared, not copied.
+        """
+        return Embedding(self.model, self.name, timm_api=self._timm_api)
+
     @torch.inference_mode()
     def forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Preprocessed batch on any device -> (features, logits or None), float32."""
         batch = batch.to(self.device, non_blocking=True)
         with _autocast(self.device):
-            if self._timm_api:
-                tokens = self.model.forward_features(batch)
-                features = self.model.forward_head(tokens, pre_logits=True)
-                logits = self.model.get_classifier()(features) if self.num_classes else None
-            else:
-                features, logits = self.model(batch), None
-        if features.ndim != 2:
-            raise BackboneError(
-                f"backbone {self.name!r} returned features of shape {tuple(features.shape)}; "
-                "expected (batch, dim): make the model pool its output"
-            )
+            features = self.embedding_module()(batch)
+            logits = self.model.get_classifier()(features) if self.num_classes else None
         return features.float(), None if logits is None else logits.float()
 
     def embed(self, images: Sequence[np.ndarray]) -> torch.Tensor:

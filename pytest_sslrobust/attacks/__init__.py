@@ -1,4 +1,8 @@
-"""Adversarial measurements of a backbone on a dataset, run once and cached like features."""
+"""Adversarial measurements of a backbone on a dataset's store, run once and cached like features.
+
+The attacks themselves (FGSM, PGD, noise; they need the model's gradients) are in
+:mod:`pytest_sslrobust.attacks.gradient`; this module picks the items and caches outcomes.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +12,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from pytest_sslrobust.attribution.sets import positions
-from pytest_sslrobust.data.base import stable_hash
-from pytest_sslrobust.features.cache import cache_key
-from pytest_sslrobust.metrics.attacks import (
+# metrics/ re-exports the attacks from its old path (metrics.attacks): loading it first lets
+# attacks.gradient, which uses the metrics' argument checks, load whole before that re-export.
+import pytest_sslrobust.metrics  # noqa: F401  # isort: skip
+from pytest_sslrobust.attacks.gradient import (
     AttackResult,
     feature_drift,
     from_backbone,
     robust_accuracy,
 )
+from pytest_sslrobust.attribution.sets import positions
+from pytest_sslrobust.data.base import stable_hash
+from pytest_sslrobust.features.derived import derived_entry
 
 if TYPE_CHECKING:
     from pytest_sslrobust.evaluate import Readout
@@ -72,7 +79,6 @@ def attack_result(
         "readout_layer": layer_digest,
         "ids_digest": stable_hash(*ids),
     }
-    key = cache_key({"attack_of": clean.key, "attack": settings})
 
     def compute() -> dict[str, torch.Tensor]:
         pixels = np.stack([store.clean_geometry(chosen.load(int(p))).image for p in picked])
@@ -107,7 +113,14 @@ def attack_result(
             "eps": torch.tensor(result.eps, dtype=torch.float64),
         }
 
-    tensors = store.cache.get(key, compute, describe=settings, device=torch.device("cpu"))
+    _, tensors = derived_entry(
+        store.cache,
+        {"attack_of": clean},
+        {"attack": settings},
+        compute,
+        describe=settings,
+        device=torch.device("cpu"),
+    )
     per_sample = tensors["per_sample"].numpy()
     return AttackResult(
         eps=tuple(float(e) for e in tensors["eps"].tolist()),
