@@ -622,6 +622,7 @@ def test_in_a_pytest_run(pytester: pytest.Pytester) -> None:
     )
     # the helpers' frames are hidden: tracebacks end in the test, not in assertions.py
     assert "assertions.py" not in result.stdout.str()
+    assert "contracts/" not in result.stdout.str()
     result.stdout.fnmatch_lines(["test_contracts.py:*: AssertionError"])
 
     # every call was recorded on its test, passing or failing (xunit2: suite properties)

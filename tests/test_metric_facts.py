@@ -11,13 +11,14 @@ import pytest
 from pytest_sslrobust.baselines import KNOWN_DIRECTIONS, parse_tolerances
 from pytest_sslrobust.contracts.facts import METRICS, MetricFact, direction_of
 
-ASSERTIONS = Path(__file__).resolve().parents[1] / "pytest_sslrobust" / "assertions.py"
+CONTRACTS = Path(__file__).resolve().parents[1] / "pytest_sslrobust" / "contracts"
 
 
 def recorded_metrics() -> dict[str, set[str | None]]:
     """metric -> the ``better=`` literals of the contract calls that record it."""
     found: dict[str, set[str | None]] = {}
-    for node in ast.walk(ast.parse(ASSERTIONS.read_text(encoding="utf-8"))):
+    trees = [ast.parse(path.read_text(encoding="utf-8")) for path in CONTRACTS.glob("*.py")]
+    for node in (node for tree in trees for node in ast.walk(tree)):
         if isinstance(node, ast.Call):
             words = {k.arg: k.value for k in node.keywords if k.arg}
             metric = words.get("metric")
@@ -66,10 +67,10 @@ def test_facts_are_well_formed() -> None:
 
 
 def test_a_contract_contradicting_the_table_is_refused() -> None:
-    from pytest_sslrobust import assertions
+    from pytest_sslrobust.contracts.decision import conclude
 
     with pytest.raises(RuntimeError, match="metric facts say 'lower'"):
-        assertions._conclude(
+        conclude(
             "assert_x", metric="mce", shown="mCE", value=1.0, better="higher", label="x",
             decimals=1, high=2.0,
         )  # fmt: skip
