@@ -125,11 +125,11 @@ def training_images(limit: int | None = None) -> tuple[torch.Tensor, torch.Tenso
 
 def background_crops(count: int, seed: int) -> torch.Tensor:
     """``count`` uint8 (3, 64, 64) crops of the bundled digits' photographs, no digit on them."""
-    from pytest_sslrobust.data.bundled import _backgrounds, _crop
+    from pytest_sslrobust.data.bundled import backgrounds, random_crop
 
     rng = np.random.default_rng(seed)
-    photos = _backgrounds()
-    crops = [_crop(rng, photos[int(rng.integers(len(photos)))]) for _ in range(count)]
+    photos = backgrounds()
+    crops = [random_crop(rng, photos[int(rng.integers(len(photos)))]) for _ in range(count)]
     return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()
 
 

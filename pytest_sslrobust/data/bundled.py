@@ -92,7 +92,7 @@ def _photos_digest(names: tuple[str, ...], *arrays: np.ndarray) -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def _backgrounds(names: tuple[str, ...] = _PHOTOS) -> tuple[np.ndarray, ...]:
+def backgrounds(names: tuple[str, ...] = _PHOTOS) -> tuple[np.ndarray, ...]:
     """The photographs as uint8 RGB, shrunk so that a 64 px crop shows a scene, not a blur."""
     from skimage import transform
 
@@ -120,12 +120,16 @@ def _backgrounds(names: tuple[str, ...] = _PHOTOS) -> tuple[np.ndarray, ...]:
     return tuple(photos)
 
 
+_backgrounds = backgrounds  # the old name: tests/test_bundled.py clears its cache through it
+
+
 def _item_rng(name: str, item_id: str) -> np.random.Generator:
     """The item's own random generator: the same draws in any process and order."""
     return np.random.default_rng(int(stable_hash(name, item_id)[:16], 16))
 
 
-def _crop(rng: np.random.Generator, photo: np.ndarray) -> np.ndarray:
+def random_crop(rng: np.random.Generator, photo: np.ndarray) -> np.ndarray:
+    """An ``IMAGE_SIZE`` square of ``photo`` at a position drawn from ``rng``."""
     top = int(rng.integers(0, photo.shape[0] - IMAGE_SIZE + 1))
     left = int(rng.integers(0, photo.shape[1] - IMAGE_SIZE + 1))
     return photo[top : top + IMAGE_SIZE, left : left + IMAGE_SIZE]
@@ -161,9 +165,9 @@ def _matte(digit: np.ndarray) -> np.ndarray:
 
 def _compose(digit: np.ndarray, label: int, item_id: str, correlated: bool) -> Item:
     rng = _item_rng("textured-digits", item_id)
-    photos = _backgrounds()
+    photos = backgrounds()
     photo_index = label if correlated and rng.random() < CORRELATION else rng.integers(len(photos))
-    background = _crop(rng, photos[int(photo_index)]).astype(np.float64)
+    background = random_crop(rng, photos[int(photo_index)]).astype(np.float64)
     colour = _colour(rng, background)
     alpha = np.zeros((IMAGE_SIZE, IMAGE_SIZE))
     y = int(rng.integers(0, IMAGE_SIZE - DIGIT_SIZE + 1))
@@ -207,8 +211,8 @@ def _shape_pixels(rng: np.random.Generator, label: int) -> tuple[np.ndarray, np.
 
 def _draw_shape(label: int, item_id: str) -> Item:
     rng = _item_rng("textured-shapes", item_id)
-    photos = _backgrounds(_SHAPE_PHOTOS)
-    background = _crop(rng, photos[int(rng.integers(len(photos)))])
+    photos = backgrounds(_SHAPE_PHOTOS)
+    background = random_crop(rng, photos[int(rng.integers(len(photos)))])
     colour = _colour(rng, background)
     rows, cols = _shape_pixels(rng, label)
     # Move the shape to a random place where all of it is in the picture.
