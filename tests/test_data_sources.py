@@ -158,11 +158,17 @@ def test_imagefolder_layout_b_uses_given_splits(tmp_path: Path) -> None:
     assert (item.image == 99).all()
 
 
-def test_imagefolder_layout_b_rejects_both_val_and_test(tmp_path: Path) -> None:
-    for split in ("train", "val", "test"):
-        write_image(tmp_path / split / "cat" / "0.png")
-    with pytest.raises(DataError, match="both val/ and test/"):
-        imagefolder(tmp_path)
+def test_imagefolder_train_val_and_test_are_three_splits(tmp_path: Path) -> None:
+    for value, split in enumerate(("train", "val", "test")):
+        write_image(tmp_path / split / "cat" / "0.png", value=10 * value)
+        write_image(tmp_path / split / "dog" / "0.png", value=100 + 10 * value)
+    ds = imagefolder(tmp_path)
+    assert set(ds.splits) == {"train", "val", "test"}
+    assert ds.split("val").ids == ("val/cat/0.png", "val/dog/0.png")
+    assert ds.split("test").ids == ("test/cat/0.png", "test/dog/0.png")
+    assert ds.split("test").labels.tolist() == [0, 1]
+    assert (ds.split("test").load(1).image == 120).all()
+    assert "train/ and val/ and test/ as given" in ds.description
 
 
 def make_mask(path: Path, array: np.ndarray) -> None:
@@ -491,6 +497,28 @@ def test_in9_splits_masks_and_released(in9_tree: Path) -> None:
     assert released.ids == test.ids
     assert released.labels.tolist() == [0, 0, 1]
     assert abs(float(released.load(0).image.mean()) - 150) < 3
+
+
+def test_in9_reads_original_train_as_the_train_split(in9_tree: Path) -> None:
+    without = in9(in9_tree)
+    assert set(without.splits) == {"test"}
+    write_image(in9_tree / "original" / "train" / "00_dog" / "t1.JPEG", value=10)
+    write_image(in9_tree / "original" / "train" / "01_bird" / "t2.JPEG", value=20)
+    write_image(in9_tree / "original" / "train" / "01_bird" / "a.JPEG", value=30)
+    ds = in9(in9_tree)
+    train = ds.split("train")
+    # The same file name in train and val stays two items: ids carry the split folder.
+    assert train.ids == ("train/00_dog/t1.JPEG", "train/01_bird/a.JPEG", "train/01_bird/t2.JPEG")
+    assert train.labels.tolist() == [0, 1, 1]
+    assert ds.split("test").ids == without.split("test").ids
+    assert ds.fingerprint != without.fingerprint
+    assert "3 train images from original/train (IN-9L)" in ds.description
+
+
+def test_in9_train_class_unknown_to_val_is_refused(in9_tree: Path) -> None:
+    write_image(in9_tree / "original" / "train" / "02_cat" / "t.JPEG")
+    with pytest.raises(DataError, match=r"02_cat.*same nine"):
+        in9(in9_tree)
 
 
 def test_in9_partial_masks_are_not_used(in9_tree: Path) -> None:

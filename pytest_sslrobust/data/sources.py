@@ -234,12 +234,18 @@ def _require_dir(path: Path, what: str, layout: str) -> Path:
 
 
 def imagefolder(path: Path, masks: Path | None = None, spec: str = "") -> Dataset:
-    """Images sorted into class folders: ``path/<class>/*`` or ``path/{train,val|test}/<class>/*``.
+    """Images sorted into class folders: ``path/<class>/*`` or ``path/train/<class>/*`` with
+    ``path/val/<class>/*`` and/or ``path/test/<class>/*``.
 
     With one folder of classes the train/test split is made by a hash of each file's relative
-    path. Class folders named by ImageNet synset ids get ImageNet-1k label indices.
+    path. Beside ``train/``, a lone ``val/`` or ``test/`` is the test split; with both,
+    ``val/`` is the ``val`` split and ``test/`` the ``test`` split. Class folders named by
+    ImageNet synset ids get ImageNet-1k label indices.
     """
-    layout = "path/<class>/<image files> or path/train/<class>/... plus path/val/<class>/..."
+    layout = (
+        "path/<class>/<image files> or path/train/<class>/... plus path/val/<class>/... "
+        "and/or path/test/<class>/..."
+    )
     path = _require_dir(path, "imagefolder path", layout)
     mask_root = None
     if masks is not None:
@@ -248,12 +254,10 @@ def imagefolder(path: Path, masks: Path | None = None, spec: str = "") -> Datase
     train_dir = path / "train"
     held_out = [path / name for name in ("val", "test") if (path / name).is_dir()]
     if train_dir.is_dir() and held_out and _subdirs(train_dir):
-        if len(held_out) == 2:
-            raise DataError(
-                f"{path} has both val/ and test/ next to train/; keep one of them (val/ is "
-                "used as the test split)"
-            )
-        split_dirs = {"train": train_dir, "test": held_out[0]}
+        if len(held_out) == 2:  # train/, val/ and test/: each is its own split
+            split_dirs = {"train": train_dir, "val": held_out[0], "test": held_out[1]}
+        else:  # train/ and val/ (or test/): the held-out folder is the test split
+            split_dirs = {"train": train_dir, "test": held_out[0]}
     else:
         split_dirs = {"all": path}
 
@@ -301,7 +305,7 @@ def imagefolder(path: Path, masks: Path | None = None, spec: str = "") -> Datase
         how = f"split {round((1 - TEST_FRACTION) * 100)}/{round(TEST_FRACTION * 100)} by file hash"
     else:
         splits = dict(sources)
-        how = f"train/ and {held_out[0].name}/ as given"
+        how = " and ".join(f"{folder.name}/" for folder in split_dirs.values()) + " as given"
     return Dataset(
         spec=spec or f"imagefolder:{path}",
         classes=classes,
@@ -485,7 +489,12 @@ def cifar_c(path: Path, clean: Path | None = None, spec: str = "") -> Dataset:
 
 
 def in9(path: Path, spec: str = "") -> Dataset:
-    """ImageNet-9 backgrounds challenge: ``path/<variant>/val/<class>/*`` and ``fg_mask``."""
+    """ImageNet-9 backgrounds challenge: ``path/<variant>/val/<class>/*`` and ``fg_mask``.
+
+    ``original/val`` is the ``test`` split that every released variant re-renders;
+    ``original/train`` (IN-9L, the released training set), when present, is the ``train``
+    split, with ids ``train/<class>/<file>`` so they never meet the test ids.
+    """
     layout = "path/original/val/<class>/<image files>, path/<variant>/val/..., path/fg_mask/val/..."
     path = _require_dir(path, "ImageNet-9 path", layout)
     original = path / IN9_ORIGINAL / "val"
@@ -497,6 +506,26 @@ def in9(path: Path, spec: str = "") -> Dataset:
     labels = [i for i, cls in enumerate(names) for _ in files[cls]]
     ids = [p.relative_to(original).as_posix() for p in images]
     label_by_id = dict(zip(ids, labels, strict=True))
+    splits: dict[str, Source] = {}
+    train_note = "no original/train (IN-9L)"
+    train_images: list[Path] = []
+    train_dir = path / IN9_ORIGINAL / "train"
+    if train_dir.is_dir():
+        train_files = _class_files(train_dir, "path/original/train/<class>/<image files>")
+        unknown = sorted(set(train_files) - set(names))
+        if unknown:
+            raise DataError(
+                f"{train_dir} has class folder(s) {', '.join(unknown[:5])} that "
+                f"{original} lacks; IN-9L's train classes must be the same nine "
+                f"({', '.join(names)})"
+            )
+        train_images = [p for cls in sorted(train_files) for p in train_files[cls]]
+        splits["train"] = FileSource(
+            train_images,
+            [names.index(cls) for cls in sorted(train_files) for _ in train_files[cls]],
+            [p.relative_to(path / IN9_ORIGINAL).as_posix() for p in train_images],
+        )
+        train_note = f"{len(train_images)} train images from original/train (IN-9L)"
 
     mask_paths: list[Path] | None = None
     mask_note = "no fg_mask folder"
@@ -512,7 +541,7 @@ def in9(path: Path, spec: str = "") -> Dataset:
             mask_note = f"foreground masks from {mask_root}"
 
     released: dict[str, dict[str, Source]] = {}
-    listed: list[Path] = list(images) + list(mask_paths or [])
+    listed: list[Path] = list(images) + list(mask_paths or []) + train_images
     for variant in IN9_RELEASED:
         if not (path / variant).is_dir():
             continue
@@ -538,13 +567,13 @@ def in9(path: Path, spec: str = "") -> Dataset:
     return Dataset(
         spec=spec or f"in9:{path}",
         classes=tuple(names),
-        splits={"test": FileSource(images, labels, ids, mask_paths)},
+        splits={**splits, "test": FileSource(images, labels, ids, mask_paths)},
         fingerprint=stable_hash("in9", file_listing_digest(listed, path)),
         has_masks=mask_paths is not None,
         released=released,
         description=(
             f"ImageNet-9 {path}: {len(images)} original images in {len(names)} classes, "
-            f"released variants {', '.join(released) or 'none'}; {mask_note}"
+            f"released variants {', '.join(released) or 'none'}; {mask_note}; {train_note}"
         ),
     )
 
