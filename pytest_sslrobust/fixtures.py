@@ -368,10 +368,14 @@ def sslrobust_models(
     request: pytest.FixtureRequest, pytestconfig: pytest.Config
 ) -> SslRobustModels:
     """All models of the run (``--sslrobust-model=a,b`` or the marker's ``models=``) on the
-    test's dataset, each with its own facade; for contracts across models and paradigms."""
+    test's dataset (the marker's ``data=``, else ``sslrobust_dataset``, overridden or not),
+    each with its own facade; for contracts across models and paradigms."""
     run = _run(pytestconfig)
     options = options_of(request.node)
-    dataset = run.dataset(options.data)
+    if options.data:
+        dataset = run.dataset(options.data)
+    else:  # the fixture, so a conftest's own dataset reaches every model
+        dataset = request.getfixturevalue("sslrobust_dataset")
     return SslRobustModels(run, options.models_or(run.settings.model), dataset, options)
 
 

@@ -157,3 +157,34 @@ def test_models_and_facade_in_a_run(pytester):
     result.assert_outcomes(passed=3, skipped=1)
     skipped = "*SKIPPED*needs a contrastive and a supervised model*no contrastive model among"
     result.stdout.fnmatch_lines([f"{skipped} random-resnet18*"])
+
+
+def test_models_use_an_overridden_dataset_and_the_marker_data(pytester):
+    pytester.makeconftest(
+        """
+        import numpy as np
+        import pytest
+        import pytest_sslrobust
+
+        @pytest.fixture(scope="session")
+        def sslrobust_dataset():
+            rng = np.random.default_rng(0)
+            images = rng.integers(0, 255, size=(40, 16, 16, 3), dtype=np.uint8)
+            return pytest_sslrobust.from_arrays(images, np.arange(40) % 2)
+        """
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+
+        def test_overridden(sslrobust_models, sslrobust_dataset):
+            assert sslrobust_models.dataset is sslrobust_dataset
+            assert sslrobust_models.dataset.spec.startswith("arrays")
+
+        @pytest.mark.sslrobust(data="bundled:textured-shapes")
+        def test_marker_wins(sslrobust_models):
+            assert sslrobust_models.dataset.spec == "bundled:textured-shapes"
+        """
+    )
+    result = pytester.runpytest_subprocess("--sslrobust-model=random-resnet18", "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
