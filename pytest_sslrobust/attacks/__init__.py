@@ -21,9 +21,8 @@ from pytest_sslrobust.attacks.gradient import (
     from_backbone,
     robust_accuracy,
 )
-from pytest_sslrobust.attribution.sets import positions
 from pytest_sslrobust.data.base import stable_hash
-from pytest_sslrobust.features.derived import derived_entry
+from pytest_sslrobust.features.derived import derived_entry, positions
 
 if TYPE_CHECKING:
     from pytest_sslrobust.evaluate import Readout
@@ -122,14 +121,12 @@ def attack_result(
         device=torch.device("cpu"),
     )
     per_sample = tensors["per_sample"].numpy()
-    return AttackResult(
-        eps=tuple(float(e) for e in tensors["eps"].tolist()),
-        values=tuple(float(v) for v in per_sample.mean(axis=1)),
+    return AttackResult.of_outcomes(
+        per_sample,
+        tensors["eps"].tolist(),
         metric=metric,
         attack=attack,
         norm=norm,
         steps=int(tensors["summary"][1]),
         clean=float(tensors["summary"][0]),
-        n=int(per_sample.shape[1]),
-        per_sample=per_sample,
     )

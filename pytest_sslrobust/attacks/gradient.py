@@ -43,6 +43,31 @@ class AttackResult:
     n: int
     per_sample: np.ndarray | None = dataclasses.field(default=None, compare=False, repr=False)
 
+    @classmethod
+    def of_outcomes(
+        cls,
+        per_sample: np.ndarray,
+        eps: Sequence[float],
+        *,
+        metric: str,
+        attack: str,
+        norm: str,
+        steps: int,
+        clean: float,
+    ) -> AttackResult:
+        """The result whose per-image outcomes, shape ``(len(eps), n)``, are ``per_sample``."""
+        return cls(
+            eps=tuple(float(e) for e in eps),
+            values=tuple(float(v) for v in per_sample.mean(axis=1)),
+            metric=metric,
+            attack=attack,
+            norm=norm,
+            steps=steps,
+            clean=clean,
+            n=int(per_sample.shape[1]),
+            per_sample=per_sample,
+        )
+
     def as_dict(self) -> dict[str, Any]:
         """Everything but the per-sample array, JSON-ready."""
         result = dataclasses.asdict(self)
@@ -311,16 +336,14 @@ def robust_accuracy(
                 predicted = logits_fn(adversarial).argmax(1).cpu()
             correct[row, start : start + batch.shape[0]] = hit & (predicted == batch_labels.cpu())
     per_sample = correct.numpy().astype(np.float64)
-    return AttackResult(
-        eps=eps_values,
-        values=tuple(float(v) for v in per_sample.mean(axis=1)),
+    return AttackResult.of_outcomes(
+        per_sample,
+        eps_values,
         metric="robust_accuracy",
         attack=attack,
         norm=norm,
         steps=_steps_taken(attack, steps),
         clean=float(clean_correct.double().mean()),
-        n=images.shape[0],
-        per_sample=per_sample,
     )
 
 
@@ -388,16 +411,14 @@ def feature_drift(
                 )
             drift[row, start : start + batch.shape[0]] = (1 - cosine).cpu()
     per_sample = drift.numpy()
-    return AttackResult(
-        eps=eps_values,
-        values=tuple(float(v) for v in per_sample.mean(axis=1)),
+    return AttackResult.of_outcomes(
+        per_sample,
+        eps_values,
         metric="feature_drift",
         attack=attack,
         norm=norm,
         steps=_steps_taken(attack, steps),
         clean=0.0,
-        n=images.shape[0],
-        per_sample=per_sample,
     )
 
 

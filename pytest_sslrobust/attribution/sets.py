@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from pytest_sslrobust.data.base import stable_hash
-from pytest_sslrobust.features.derived import derived_entry
+from pytest_sslrobust.features.derived import derived_entry, positions
 
 if TYPE_CHECKING:
     from pytest_sslrobust.evaluate import Readout
@@ -82,15 +82,6 @@ class AttributionSet:
                 "and images="
             )
         return focus_shift(clean.maps, self.maps, top_k=top_k)
-
-
-def positions(n: int, images: int | None) -> np.ndarray:
-    """``images`` positions spread evenly over a selection of ``n`` (all when None)."""
-    if images is None or images >= n:
-        return np.arange(n)
-    if images < 1:
-        raise ValueError(f"images must be a positive number of images, got {images}")
-    return np.unique(np.linspace(0, n - 1, images).round().astype(np.int64))
 
 
 def attribution_set(

@@ -1,9 +1,11 @@
-"""Entries derived from feature sets (predictions, attack outcomes, maps), keyed one way."""
+"""Entries derived from feature sets (predictions, attack outcomes, maps): the items, the key."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from pytest_sslrobust.features.cache import Tensors, cache_key
 
@@ -12,6 +14,15 @@ if TYPE_CHECKING:
 
     from pytest_sslrobust.features.cache import FeatureCache
     from pytest_sslrobust.features.store import FeatureSet
+
+
+def positions(n: int, images: int | None) -> np.ndarray:
+    """``images`` positions spread evenly over a selection of ``n`` (all when None)."""
+    if images is None or images >= n:
+        return np.arange(n)
+    if images < 1:
+        raise ValueError(f"images must be a positive number of images, got {images}")
+    return np.unique(np.linspace(0, n - 1, images).round().astype(np.int64))
 
 
 def derived_entry(
