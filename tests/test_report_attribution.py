@@ -11,11 +11,11 @@ from typing import Any
 import markupsafe
 import numpy as np
 import pytest
-from test_report_render import Page  # tests/ is on sys.path, as in test_report_browser
+from _report_helpers import Page
 
 from pytest_sslrobust.report import plots
-from pytest_sslrobust.report.render import _attribution_section as attribution_section
 from pytest_sslrobust.report.render import format_number, render_report
+from pytest_sslrobust.report.sections.attribution import SECTION as attribution_section
 
 XSS = "<script>alert(1)</script>"
 MODELS = ("dinov2-vits14", "resnet50-sup")

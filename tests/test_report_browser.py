@@ -65,7 +65,7 @@ def console_problems(stderr: str) -> list[str]:
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # The same 3-model document as the structural tests (tests/ is on sys.path there too).
-    from test_report_render import realistic_document
+    from _report_helpers import realistic_document
 
     path = tmp_path_factory.mktemp("report") / "report.html"
     path.write_text(render_report(realistic_document()), encoding="utf-8")
@@ -145,7 +145,7 @@ document.body.appendChild(probe);
 
 
 def test_sorting_and_filtering_work(report: Path, tmp_path: Path) -> None:
-    from test_report_render import realistic_document
+    from _report_helpers import realistic_document
 
     text = report.read_text(encoding="utf-8")
     # The page's CSP admits only its own script; this copy drops it to let the driver run.

@@ -20,11 +20,14 @@ __all__ = [
     "RELEASED_IMAGENET_C",
     "CorruptionErrors",
     "ProtocolMismatch",
+    "ReferenceScores",
     "ce",
     "check_protocols",
     "errors_from_predictions",
     "mce",
     "mean_accuracy",
+    "mean_ssim",
+    "reference_scores",
     "relative_mce",
     "unnormalised_mean_error",
 ]
@@ -637,3 +640,50 @@ def errors_from_predictions(
         correct=correct,
         clean_correct=clean_correct,
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class ReferenceScores:
+    """CE per corruption, mCE and relative mCE of one table against one reference; all None
+    with ``note`` saying why when the reference does not apply (another protocol, missing
+    corruptions, no clean error)."""
+
+    ce: dict[str, float] | None
+    mce: float | None
+    relative_mce: float | None
+    note: str = ""
+
+
+def reference_scores(
+    errors: CorruptionErrors, reference: ReferenceLike = "alexnet"
+) -> ReferenceScores:
+    """:func:`ce`, :func:`mce` and :func:`relative_mce` together, or why they are undefined.
+
+    Example:
+        >>> table = CorruptionErrors({"fog": (0.1, 0.2, 0.3, 0.4, 0.5)}, None, 100, "head",
+        ...                          {"source": "on-the-fly"})
+        >>> reference_scores(table).mce is None
+        True
+    """
+    try:
+        return ReferenceScores(
+            ce(errors, reference), mce(errors, reference), relative_mce(errors, reference=reference)
+        )
+    except (ProtocolMismatch, ValueError) as exc:
+        return ReferenceScores(None, None, None, str(exc))
+
+
+def mean_ssim(cells: Sequence[Any]) -> list[float] | None:
+    """The mean SSIM to the clean images of each cell (one array per severity; NaN entries
+    ignored), or None when a cell has no SSIM recorded.
+
+    Example:
+        >>> mean_ssim([np.array([0.5, np.nan, 0.7]), [1.0]])
+        [0.6, 1.0]
+        >>> mean_ssim([[1.0], None]) is None
+        True
+    """
+    if any(cell is None for cell in cells):
+        return None
+    arrays = [c.detach().cpu().numpy() if hasattr(c, "detach") else np.asarray(c) for c in cells]
+    return [float(np.nanmean(array)) for array in arrays]
