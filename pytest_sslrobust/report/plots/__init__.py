@@ -1,8 +1,4 @@
-"""Small, deterministic, self-contained inline SVG charts and image thumbnails for the HTML report.
-
-One module per kind of figure; importing this package stays cheap (matplotlib and PIL load
-on the first drawing).
-"""
+"""Deterministic inline SVG charts and image thumbnails for the HTML report, by figure kind."""
 
 from __future__ import annotations
 
@@ -12,6 +8,8 @@ from pytest_sslrobust.report.plots.figure import PALETTE
 from pytest_sslrobust.report.plots.grids import error_heatmap, heatmap
 from pytest_sslrobust.report.plots.images import thumbnail_png
 from pytest_sslrobust.report.plots.points import embedding_scatter, scatter
+
+# Importing this package stays cheap: matplotlib and PIL load on the first drawing.
 
 __all__ = [
     "PALETTE",
