@@ -248,7 +248,7 @@ SCHEMES: dict[str, tuple[frozenset[str], frozenset[str], bool]] = {
     "bundled": (frozenset(), frozenset(), False),
     "imagefolder": (frozenset({"masks"}), frozenset(), True),
     "imagenet-c": (frozenset({"clean"}), frozenset({"clean"}), True),
-    "cifar-c": (frozenset({"clean"}), frozenset(), True),
+    "cifar-c": (frozenset({"clean", "train", "train_labels"}), frozenset(), True),
     "in9": (frozenset(), frozenset(), True),
 }
 

@@ -33,19 +33,6 @@ TEST_FRACTION = 0.3
 IMAGENET_LABEL_SPACE = "imagenet-1k"
 _WNID = re.compile(r"n\d{8}")
 
-CIFAR10_CLASSES = (
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-)
-CIFAR_SEVERITIES = 5
 IMAGENET_C_SEVERITIES = ("1", "2", "3", "4", "5")
 
 IN9_ORIGINAL = "original"
@@ -128,13 +115,13 @@ def imagenet_wnids() -> tuple[str, ...]:
     return tuple(ImageNetInfo().label_names())
 
 
-def _is_hidden(name: str) -> bool:
+def is_hidden(name: str) -> bool:
     return name.startswith(".")
 
 
 def _subdirs(folder: Path) -> list[Path]:
     return sorted(
-        (child for child in folder.iterdir() if child.is_dir() and not _is_hidden(child.name)),
+        (child for child in folder.iterdir() if child.is_dir() and not is_hidden(child.name)),
         key=lambda child: child.name,
     )
 
@@ -151,10 +138,10 @@ def _scan_images(folder: Path) -> list[Path]:
             dirnames[:] = []
             continue
         seen.add(real)
-        dirnames[:] = [d for d in dirnames if not _is_hidden(d)]
+        dirnames[:] = [d for d in dirnames if not is_hidden(d)]
         for name in filenames:
             path = Path(dirpath, name)
-            if not _is_hidden(name) and is_image_file(path):
+            if not is_hidden(name) and is_image_file(path):
                 found.append(path)
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
 
@@ -204,7 +191,7 @@ def _find_masks(images: Sequence[Path], root: Path, mask_root: Path) -> list[Pat
             entries: dict[tuple[str, str], Path] = {}
             if folder.is_dir():
                 for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-                    if entry.is_file() and not _is_hidden(entry.name):
+                    if entry.is_file() and not is_hidden(entry.name):
                         path = Path(entry.path)
                         entries.setdefault((path.stem, path.suffix.lower()), path)
             listings[folder] = entries
@@ -225,7 +212,7 @@ def _split_sources(base: Source, test_fraction: float = TEST_FRACTION) -> dict[s
     }
 
 
-def _require_dir(path: Path, what: str, layout: str) -> Path:
+def require_dir(path: Path, what: str, layout: str) -> Path:
     path = Path(path)
     if not path.is_dir():
         state = "does not exist" if not path.exists() else "is not a directory"
@@ -246,10 +233,10 @@ def imagefolder(path: Path, masks: Path | None = None, spec: str = "") -> Datase
         "path/<class>/<image files> or path/train/<class>/... plus path/val/<class>/... "
         "and/or path/test/<class>/..."
     )
-    path = _require_dir(path, "imagefolder path", layout)
+    path = require_dir(path, "imagefolder path", layout)
     mask_root = None
     if masks is not None:
-        mask_root = _require_dir(masks, "masks folder", "masks/<same relative paths as images>")
+        mask_root = require_dir(masks, "masks folder", "masks/<same relative paths as images>")
 
     train_dir = path / "train"
     held_out = [path / name for name in ("val", "test") if (path / name).is_dir()]
@@ -323,8 +310,8 @@ def imagefolder(path: Path, masks: Path | None = None, spec: str = "") -> Datase
 def imagenet_c(path: Path, clean: Path, spec: str = "") -> Dataset:
     """ImageNet-C as released (``path/<corruption>/<1..5>/<wnid>/<file>``) plus clean images."""
     layout = "path/<corruption>/<severity 1..5>/<wnid>/<image files>"
-    path = _require_dir(path, "ImageNet-C path", layout)
-    clean = _require_dir(clean, "clean ImageNet validation folder", "clean/<wnid>/<image files>")
+    path = require_dir(path, "ImageNet-C path", layout)
+    clean = require_dir(clean, "clean ImageNet validation folder", "clean/<wnid>/<image files>")
 
     clean_files = _class_files(clean, "clean/<wnid>/<image files>")
     not_wnid = [name for name in clean_files if not _WNID.fullmatch(name)]
@@ -390,102 +377,12 @@ def imagenet_c(path: Path, clean: Path, spec: str = "") -> Dataset:
     )
 
 
-def _open_npy(file: Path, mmap: bool = True) -> np.ndarray:
+def open_npy(file: Path, mmap: bool = True) -> np.ndarray:
     try:
         # mmap_mode keeps the pixels on disk until a row is loaded.
         return np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read {str(file)!r} as a .npy array ({exc}); replace it") from None
-
-
-def cifar_c(path: Path, clean: Path | None = None, spec: str = "") -> Dataset:
-    """CIFAR-10-C / CIFAR-100-C as released: ``path/<corruption>.npy`` plus ``labels.npy``."""
-    layout = "path/<corruption>.npy (5*N rows, severity 1 first) and path/labels.npy"
-    path = _require_dir(path, "CIFAR-C path", layout)
-    labels_file = path / "labels.npy"
-    if not labels_file.is_file():
-        raise DataError(f"{labels_file} does not exist; expected {layout}")
-    labels = _open_npy(labels_file, mmap=False)
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or labels.size == 0:
-        raise DataError(
-            f"{labels_file} must be a non-empty 1-D integer array, got shape {labels.shape} "
-            f"dtype {labels.dtype}"
-        )
-    rows = len(labels)
-    if rows % CIFAR_SEVERITIES:
-        raise DataError(f"{labels_file} has {rows} labels, not a multiple of 5 (one per severity)")
-    n = rows // CIFAR_SEVERITIES
-    per_severity = labels.reshape(CIFAR_SEVERITIES, n)
-    # Ids are shared by all severities and the clean images, so their labels must agree.
-    if not (per_severity == per_severity[0]).all():
-        raise DataError(f"{labels_file} does not repeat the same {n} labels for each severity")
-    labels = per_severity[0].astype(np.int64)
-    if labels.min() < 0 or labels.max() >= 100:
-        raise DataError(f"{labels_file} has labels outside 0..99")
-    classes = CIFAR10_CLASSES if labels.max() < 10 else tuple(str(i) for i in range(100))
-    ids = [f"{i:05d}" for i in range(n)]
-
-    files = sorted(
-        (
-            f
-            for f in path.iterdir()
-            if f.suffix == ".npy"
-            and f.is_file()
-            and f.name != labels_file.name
-            and not _is_hidden(f.name)
-        ),
-        key=lambda f: f.name,
-    )
-    if not files:
-        raise DataError(f"{path} has no <corruption>.npy files besides labels.npy")
-    released: dict[str, dict[str, Source]] = {}
-    for file in files:
-        images = _open_npy(file)
-        if images.ndim not in (3, 4) or len(images) != rows:
-            raise DataError(
-                f"{file} has shape {images.shape}; expected {rows} rows (5 severities x {n}, "
-                "as many as labels.npy) of HxW or HxWxC images"
-            )
-        for s in range(1, CIFAR_SEVERITIES + 1):
-            view = images[(s - 1) * n : s * n]
-            released[corruption_id(file.stem, s)] = {
-                "test": ArraySource(view, labels, ids, what=f"{file} severity {s}")
-            }
-
-    splits: dict[str, Source] = {}
-    clean_digest = ""
-    if clean is not None:
-        clean = Path(clean)
-        if not clean.is_file() or clean.suffix != ".npy":
-            raise DataError(
-                f"clean {str(clean)!r} must be a .npy file of the {n} clean test images "
-                "(N x H x W x 3 uint8, in the order of labels.npy)"
-            )
-        clean_images = _open_npy(clean)
-        if clean_images.ndim not in (3, 4) or len(clean_images) != n:
-            raise DataError(
-                f"{clean} has shape {clean_images.shape}; expected {n} rows, one per label of "
-                "one severity in labels.npy"
-            )
-        splits["test"] = ArraySource(clean_images, labels, ids, what=str(clean))
-        clean_digest = file_listing_digest([clean], clean.parent)
-
-    description = f"CIFAR-C {path}: {len(files)} corruptions x 5 severities of {n} images"
-    description += (
-        f", clean images from {clean}"
-        if clean is not None
-        else "; clean images were not given (add clean=PATH.npy), so there is no clean split"
-    )
-    return Dataset(
-        spec=spec or f"cifar-c:{path}",
-        classes=classes,
-        splits=splits,
-        fingerprint=stable_hash(
-            "cifar-c", file_listing_digest([labels_file, *files], path), clean_digest
-        ),
-        released=released,
-        description=description,
-    )
 
 
 def in9(path: Path, spec: str = "") -> Dataset:
@@ -496,7 +393,7 @@ def in9(path: Path, spec: str = "") -> Dataset:
     split, with ids ``train/<class>/<file>`` so they never meet the test ids.
     """
     layout = "path/original/val/<class>/<image files>, path/<variant>/val/..., path/fg_mask/val/..."
-    path = _require_dir(path, "ImageNet-9 path", layout)
+    path = require_dir(path, "ImageNet-9 path", layout)
     original = path / IN9_ORIGINAL / "val"
     if not original.is_dir():
         raise DataError(f"{original} does not exist; ImageNet-9 needs {layout}")
@@ -659,3 +556,12 @@ def from_arrays(
         has_masks=masks is not None,
         description=f"arrays {name!r}: {len(images)} images in {len(class_names)} classes",
     )
+
+
+def __getattr__(name: str) -> object:
+    # CIFAR-C moved to data/cifar.py; the old import path keeps working.
+    if name in ("cifar_c", "CIFAR10_CLASSES", "CIFAR_SEVERITIES"):
+        from pytest_sslrobust.data import cifar
+
+        return getattr(cifar, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

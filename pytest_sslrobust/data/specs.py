@@ -60,5 +60,13 @@ def load_dataset(text: str) -> Dataset:
     if spec.scheme == "imagenet-c":
         return sources.imagenet_c(path, clean=options["clean"], spec=text)
     if spec.scheme == "cifar-c":
-        return sources.cifar_c(path, clean=options.get("clean"), spec=text)
+        from pytest_sslrobust.data.cifar import cifar_c
+
+        return cifar_c(
+            path,
+            clean=options.get("clean"),
+            spec=text,
+            train=options.get("train"),
+            train_labels=options.get("train_labels"),
+        )
     return sources.in9(path, spec=text)
