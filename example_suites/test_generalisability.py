@@ -3,8 +3,9 @@
 After Tendle & Hasan ("A study of the generalizability of self-supervised representations";
 REFERENCE section 1): linear probes on a target close to the backbone's training
 distribution (the run's data: for the embedded default, the bundled digits the bundled
-backbones were trained on) and on one far from it (bundled:textured-shapes: other objects,
-other photographs, another task); the probes' prediction confidence; how invariant the
+backbones were trained on) and on one far from it (``--sslrobust-far-data``, ini
+``sslrobust_far_data``; default bundled:textured-shapes: other objects, other photographs,
+another task); the probes' prediction confidence; how invariant the
 features are to the augmentations SSL trains with; and, as the paper does with the last
 convolutional layer's attribution, where on the image the evidence sits (Grad-CAM mass on
 the object's mask).
@@ -20,8 +21,6 @@ import torch
 
 from pytest_sslrobust import assert_balanced_accuracy_above, assert_foreground_focus_above
 from pytest_sslrobust.metrics import invariance
-
-FAR = "bundled:textured-shapes"
 
 
 def _confidence(sslrobust):
@@ -56,15 +55,16 @@ def test_near_target(sslrobust):
     assert chance < confidence <= 1.0, f"mean confidence {confidence:.4f} is at or below chance"
 
 
-@pytest.mark.sslrobust(data=FAR)
 def test_far_target(sslrobust):
-    """The probe on a far target: shapes on unseen photographs (4 classes, chance 0.25).
+    """The probe on the far target (``--sslrobust-far-data``; default shapes on unseen
+    photographs, 4 classes, chance 0.25).
 
     Measured (embedded default): bundled-simclr 0.348 [0.306, 0.389], bundled-supervised
     0.827 [0.794, 0.858]: digit features transfer to shapes (raw pixels score 0.28,
     docs/bundled-data.md). Contract: 1.12 x chance (0.28) at 95% confidence, and a
     confidence above chance.
     """
+    sslrobust = sslrobust.with_data(sslrobust.settings.far_data)
     test = sslrobust.features("original", split="test")
     predictions = sslrobust.predictions("original", readout="linear-probe")
     chance = 1 / len(sslrobust.dataset.classes)

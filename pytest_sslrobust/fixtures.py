@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -129,6 +130,20 @@ class SslRobust:
         if self._run is None:
             raise RuntimeError("with_model needs the facade from the sslrobust fixture")
         store = self._run.store(self._run.backbone(spec), self.dataset)
+        return SslRobust(self.settings, store, self.options, self._run)
+
+    def with_data(self, spec: str) -> SslRobust:
+        """The same backbone and marker on another dataset (a far transfer target, say:
+        ``sslrobust.with_data(sslrobust.settings.far_data)``), loaded once per run."""
+        if self._run is None:
+            raise RuntimeError("with_data needs the facade from the sslrobust fixture")
+        from pytest_sslrobust.settings import parse_data
+
+        try:
+            spec = parse_data(spec)
+        except argparse.ArgumentTypeError as exc:
+            fail_explained(f"sslrobust: with_data: {exc}")
+        store = self._run.store(self.backbone, self._run.dataset(spec))
         return SslRobust(self.settings, store, self.options, self._run)
 
     @property

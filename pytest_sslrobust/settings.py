@@ -21,6 +21,8 @@ from pytest_sslrobust.vocabulary import (
 
 DEFAULT_MODEL = "efficientnet-lite0"
 DEFAULT_DATA = "bundled:textured-digits"
+# The generalisability study's far target: other objects on photographs the digits do not use.
+DEFAULT_FAR_DATA = "bundled:textured-shapes"
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_SEED = 0
 
@@ -264,6 +266,14 @@ OPTIONS: tuple[Option, ...] = (
         f"cifar-c:PATH, in9:PATH (default: {DEFAULT_DATA})",
     ),
     Option(
+        "far_data",
+        parse_data,
+        DEFAULT_FAR_DATA,
+        "SPEC",
+        "the far transfer target of the generalisability suite, read by tests through "
+        f"sslrobust.with_data(settings.far_data) (default: {DEFAULT_FAR_DATA})",
+    ),
+    Option(
         "device",
         parse_device,
         "auto",
@@ -425,6 +435,7 @@ class Settings:
     arch: str | None = _DEFAULTS["arch"]
     image_size: int | None = _DEFAULTS["image_size"]
     data: str = _DEFAULTS["data"]
+    far_data: str = _DEFAULTS["far_data"]
     device: str = _DEFAULTS["device"]
     batch_size: int = _DEFAULTS["batch_size"]
     max_images: int | None = _DEFAULTS["max_images"]

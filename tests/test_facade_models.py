@@ -188,3 +188,30 @@ def test_models_use_an_overridden_dataset_and_the_marker_data(pytester):
     )
     result = pytester.runpytest_subprocess("--sslrobust-model=random-resnet18", "-p", "no:randomly")
     result.assert_outcomes(passed=2)
+
+
+def test_with_data_and_the_far_data_option(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        def test_far(sslrobust):
+            assert sslrobust.settings.far_data == "bundled:textured-digits"
+            far = sslrobust.with_data("bundled:textured-shapes")
+            assert far.backbone is sslrobust.backbone
+            assert far.dataset.spec == "bundled:textured-shapes"
+            assert far.dataset is sslrobust.with_data("bundled:textured-shapes").dataset
+            assert sslrobust.dataset.spec == "bundled:textured-digits"
+
+        def test_bad_spec(sslrobust):
+            sslrobust.with_data("bundled:no-such-set")
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "--sslrobust-model=random-resnet18",
+        "--sslrobust-far-data=bundled:textured-digits",
+        "-p",
+        "no:randomly",
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*sslrobust: with_data: *no bundled dataset 'no-such-set'*"])
