@@ -7,11 +7,11 @@ import math
 import numpy as np
 import torch
 
-from pytest_sslrobust.metrics._checks import ArrayLike
+from pytest_sslrobust.metrics._checks import ArrayLike, not_constant, paired
 from pytest_sslrobust.metrics.linalg import (
     CCA_REASON,
     centred_unit,
-    checked_pair,
+    enough_samples,
     positive_denominator,
 )
 
@@ -35,6 +35,15 @@ def _svd(matrix: torch.Tensor, what: str, *, values_only: bool = False) -> tuple
             f"Expected the SVD of {what} to converge, but it did not ({exc}); the features "
             f"contain extreme values or are numerically degenerate"
         ) from exc
+
+
+def _checked_pair(x: ArrayLike, y: ArrayLike, metric: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Paired float64 features with enough rows for ``metric``, neither side constant."""
+    xs, ys = paired(x, y, min_rows=1)
+    enough_samples(xs.shape[0], metric)
+    not_constant(xs, "x")
+    not_constant(ys, "y")
+    return xs, ys
 
 
 def _svd_basis(x: torch.Tensor, side: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -63,7 +72,7 @@ def _cca_parts(
     x: ArrayLike, y: ArrayLike, metric: str
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Canonical correlations (descending), x's basis, its rotation to canonical variates, Xc."""
-    xs, ys = checked_pair(x, y, metric)
+    xs, ys = _checked_pair(x, y, metric)
     ux, _, xc = _svd_basis(xs, "x")
     uy, _, _ = _svd_basis(ys, "y")
     for basis, side in ((ux, "x"), (uy, "y")):
@@ -159,7 +168,7 @@ def svcca(x: ArrayLike, y: ArrayLike, keep: float = 0.99) -> float:
         or not (math.isfinite(keep) and 0 < keep <= 1)
     ):
         raise ValueError(f"Expected keep to be a fraction in (0, 1], but got {keep!r}")
-    xs, ys = checked_pair(x, y, "svcca")
+    xs, ys = _checked_pair(x, y, "svcca")
     bases = []
     for data, side in ((xs, "x"), (ys, "y")):
         u, s, _ = _svd_basis(data, side)

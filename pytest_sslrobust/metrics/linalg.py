@@ -1,4 +1,4 @@
-"""Numerics shared by CKA and CCA: inputs in their own dtype, power-of-two scaling, centring, sample minimums."""
+"""Numerics shared by CKA and CCA: inputs in their dtype, power-of-two scaling, sample minimums."""
 
 from __future__ import annotations
 
@@ -9,14 +9,13 @@ from types import MappingProxyType
 import numpy as np
 import torch
 
-from pytest_sslrobust.metrics._checks import ArrayLike, as_tensor, features, not_constant, paired
+from pytest_sslrobust.metrics._checks import ArrayLike, as_tensor, features
 
 __all__ = [
     "CCA_REASON",
     "MIN_SAMPLES",
     "UNBIASED_MIN_ROWS",
     "centred_unit",
-    "checked_pair",
     "enough_samples",
     "exponent",
     "native",
@@ -86,15 +85,6 @@ def positive_denominator(value: float, what: str, side: str) -> float:
             f"{side} have (numerically) no variance, e.g. values so small their squares underflow"
         )
     return value
-
-
-def checked_pair(x: ArrayLike, y: ArrayLike, metric: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Paired float64 features with enough rows for ``metric``, neither side constant."""
-    xs, ys = paired(x, y, min_rows=1)
-    enough_samples(xs.shape[0], metric)
-    not_constant(xs, "x")
-    not_constant(ys, "y")
-    return xs, ys
 
 
 def enough_samples(n: int, metric: str) -> None:
