@@ -158,3 +158,16 @@ def predicted_labels(value: ArrayLike, name: str, n: int) -> torch.Tensor:
         return scores.argmax(dim=1)
     return labels(value, n, name)
 
+
+def positive_number(value: Any, name: str) -> float:
+    """A finite Python int or float above 0 (bools refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise ValueError(f"Expected {name} to be a positive finite number, but got {value!r}")
+    return float(value)
+
+
+def integer_at_least(value: Any, name: str, minimum: int = 1) -> int:
+    """A Python int of at least ``minimum`` (bools refused)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"Expected {name} to be an integer >= {minimum}, but got {value!r}")
+    return value
