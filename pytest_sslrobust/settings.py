@@ -263,7 +263,7 @@ OPTIONS: tuple[Option, ...] = (
         DEFAULT_DATA,
         "SPEC",
         "dataset: bundled:NAME, imagefolder:PATH[,masks=DIR], imagenet-c:PATH,clean=DIR, "
-        f"cifar-c:PATH, in9:PATH (default: {DEFAULT_DATA})",
+        f"cifar-c:PATH, in9:PATH, hf:PATH (default: {DEFAULT_DATA})",
     ),
     Option(
         "far_data",

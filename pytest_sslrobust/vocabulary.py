@@ -250,7 +250,10 @@ SCHEMES: dict[str, tuple[frozenset[str], frozenset[str], bool]] = {
     "imagenet-c": (frozenset({"clean"}), frozenset({"clean"}), True),
     "cifar-c": (frozenset({"clean", "train", "train_labels"}), frozenset(), True),
     "in9": (frozenset(), frozenset(), True),
+    "hf": (frozenset({"split", "image", "label"}), frozenset(), True),
 }
+# Options whose value is a path (checked to exist); the others are names.
+PATH_OPTIONS = frozenset({"masks", "clean", "train", "train_labels"})
 
 
 def parse_data_spec(text: str) -> DataSpec:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from pytest_sslrobust.paths import user_path
 from pytest_sslrobust.vocabulary import (
     BUNDLED_DATASETS,
+    PATH_OPTIONS,
     SCHEMES,
     DataError,
     DataSpec,
@@ -30,7 +31,7 @@ def validate_data_spec(text: str) -> str | None:
             have = ", ".join(BUNDLED_DATASETS)
             return f"data spec {text!r}: no bundled dataset {spec.target!r} (have: {have})"
         return None
-    paths = [("path", spec.target)] + list(spec.options)
+    paths = [("path", spec.target)] + [(k, v) for k, v in spec.options if k in PATH_OPTIONS]
     for key, value in paths:
         try:
             path = user_path(value)
@@ -45,7 +46,9 @@ def load_dataset(text: str) -> Dataset:
     """Build the dataset a spec names (reads directory listings, not pixels)."""
     spec = parse_data_spec(text)
     try:
-        options = {key: user_path(value) for key, value in spec.options}
+        options = {
+            key: user_path(value) if key in PATH_OPTIONS else value for key, value in spec.options
+        }
         path = user_path(spec.target)
     except ValueError as exc:
         raise DataError(f"data spec {text!r}: {exc}") from None
@@ -59,6 +62,16 @@ def load_dataset(text: str) -> Dataset:
         return sources.imagefolder(path, masks=options.get("masks"), spec=text)
     if spec.scheme == "imagenet-c":
         return sources.imagenet_c(path, clean=options["clean"], spec=text)
+    if spec.scheme == "hf":
+        from pytest_sslrobust.data.hf import hf_dataset
+
+        return hf_dataset(
+            path,
+            split=options.get("split"),
+            image=options.get("image"),
+            label=options.get("label"),
+            spec=text,
+        )
     if spec.scheme == "cifar-c":
         from pytest_sslrobust.data.cifar import cifar_c
 
