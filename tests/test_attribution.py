@@ -363,7 +363,7 @@ def test_unknown_architecture_needs_an_explicit_layer(images: torch.Tensor) -> N
             return inner.act(maps).mean(dim=(2, 3))
 
     backbone = wrap(Explicit(), "mixer")
-    assert not backbone._timm_api
+    assert not backbone.embedding_module().timm_api
     target = Target.similarity(features_of(backbone, images).roll(1, dims=0))
 
     with pytest.raises(ValueError, match=r"mixer.*method='rollout'.*layer="):

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pytest_sslrobust.data import bundled
 from pytest_sslrobust.data.base import FunctionSource, Item, subset_indices
 from pytest_sslrobust.data.bundled import load_bundled
 from pytest_sslrobust.features.extract import TerminalProgress
@@ -41,7 +42,7 @@ def test_shapes_splits_and_classes(digits):
 
 
 def test_items_are_byte_identical_across_builds(digits):
-    load_bundled.__globals__["_backgrounds"].cache_clear()
+    bundled.backgrounds.cache_clear()
     again = load_bundled("textured-digits")
     assert again.fingerprint == digits.fingerprint
     for index in (0, 17, 538):
@@ -209,11 +210,9 @@ def _find_background(image: np.ndarray, mask: np.ndarray, photos) -> tuple[int, 
 
 
 def test_shape_mask_is_exactly_the_painted_pixels_on_uniform_backgrounds(shape_items):
-    from pytest_sslrobust.data import bundled
-
     assert not set(bundled._SHAPE_PHOTOS) & set(bundled._PHOTOS)
-    photos = bundled._backgrounds(bundled._SHAPE_PHOTOS)
-    digit_photos = bundled._backgrounds()
+    photos = bundled.backgrounds(bundled._SHAPE_PHOTOS)
+    digit_photos = bundled.backgrounds()
     assert not any(
         a.shape == b.shape and np.array_equal(a, b) for a in photos for b in digit_photos
     )
@@ -233,7 +232,7 @@ def test_shape_mask_is_exactly_the_painted_pixels_on_uniform_backgrounds(shape_i
 
 
 def test_shapes_are_the_same_bytes_in_a_fresh_process_and_any_order(shapes, shape_items):
-    load_bundled.__globals__["_backgrounds"].cache_clear()
+    bundled.backgrounds.cache_clear()
     again = load_bundled("textured-shapes")
     assert again.fingerprint == shapes.fingerprint
     test = again.split("test")

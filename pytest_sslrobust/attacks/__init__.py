@@ -12,9 +12,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-# metrics/ re-exports the attacks from its old path (metrics.attacks): loading it first lets
-# attacks.gradient, which uses the metrics' argument checks, load whole before that re-export.
-import pytest_sslrobust.metrics  # noqa: F401  # isort: skip
 from pytest_sslrobust.attacks.gradient import (
     AttackResult,
     feature_drift,

@@ -120,7 +120,6 @@ def backgrounds(names: tuple[str, ...] = _PHOTOS) -> tuple[np.ndarray, ...]:
     return tuple(photos)
 
 
-_backgrounds = backgrounds  # the old name: tests/test_bundled.py clears its cache through it
 
 
 def _item_rng(name: str, item_id: str) -> np.random.Generator:

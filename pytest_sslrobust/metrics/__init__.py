@@ -1,16 +1,11 @@
-"""Pure metrics over features: similarity, corruption error, readouts, geometry, attacks, intervals."""
+"""Pure metrics over features: similarity, corruption error, readouts, geometry, intervals.
+
+The attacks need a model's gradients and live in :mod:`pytest_sslrobust.attacks.gradient`;
+their names are still offered here (loaded on first use, PEP 562) for the old import path.
+"""
 
 from __future__ import annotations
 
-from pytest_sslrobust.metrics.attacks import (
-    AttackResult,
-    feature_drift,
-    fgsm,
-    from_backbone,
-    pgd,
-    random_noise,
-    robust_accuracy,
-)
 from pytest_sslrobust.metrics.background import bg_gap
 from pytest_sslrobust.metrics.calibration import (
     ReliabilityDiagram,
@@ -129,3 +124,24 @@ __all__ = [
     "uniformity",
     "unnormalised_mean_error",
 ]
+
+# The attack names of the old path, from the gradient layer on first use.
+_ATTACKS = frozenset(
+    {
+        "AttackResult",
+        "feature_drift",
+        "fgsm",
+        "from_backbone",
+        "pgd",
+        "random_noise",
+        "robust_accuracy",
+    }
+)
+
+
+def __getattr__(name: str) -> object:
+    if name in _ATTACKS:
+        from pytest_sslrobust.attacks import gradient
+
+        return getattr(gradient, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

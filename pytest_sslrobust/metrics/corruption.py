@@ -319,7 +319,7 @@ def check_protocols(first: Any, second: Any, what: str = "errors and reference")
         )
 
 
-def _reference_table(
+def reference_table_of(
     errors: Any, reference: Any
 ) -> tuple[dict[str, tuple[float, ...]], float | None]:
     """The reference's error table and clean error, after the protocol rules."""
@@ -402,7 +402,7 @@ def ce(errors: ErrorsLike, reference: ReferenceLike = "alexnet") -> dict[str, fl
         {'fog': 50.0}
     """
     table = _rates_table(errors, "errors")
-    reference_table, _ = _reference_table(errors, reference)
+    reference_table, _ = reference_table_of(errors, reference)
     missing = [name for name in table if name not in reference_table]
     if missing:
         raise ValueError(
@@ -438,7 +438,7 @@ def mce(errors: ErrorsLike, reference: ReferenceLike = "alexnet") -> float:
     """
     table = _rates_table(errors, "errors")
     _require(table, COMMON, "errors")
-    reference_table, _ = _reference_table(errors, reference)
+    reference_table, _ = reference_table_of(errors, reference)
     _require(reference_table, COMMON, "the reference")
     ratios = _ce_ratios(table, reference_table, COMMON)
     return math.fsum(ratios.values()) / len(COMMON)
@@ -461,7 +461,7 @@ def relative_ce(
     if clean_error is None:
         raise ValueError("Expected clean_error (or errors.clean_error), but got None")
     clean = _rate(clean_error, "clean_error")
-    reference_table, stated_clean = _reference_table(errors, reference)
+    reference_table, stated_clean = reference_table_of(errors, reference)
     _require(reference_table, COMMON, "the reference")
     if isinstance(reference, str):
         # The AlexNet table has exactly one clean error; another value would be a silent mix.

@@ -13,9 +13,9 @@ from pytest_sslrobust.metrics import _checks
 from pytest_sslrobust.metrics.corruption import (
     CorruptionErrors,
     ReferenceLike,
-    _reference_table,
     check_protocols,
     mce,
+    reference_table_of,
 )
 from pytest_sslrobust.vocabulary import COMMON
 
@@ -342,7 +342,7 @@ def _mce_of_counts(
     wrong = common_wrong(errors)
     # Validates protocols and the reference table once, up front.
     mce(errors, reference)
-    table, _ = _reference_table(errors, reference)
+    table, _ = reference_table_of(errors, reference)
     reference_sums = np.array([sum(table[name]) for name in COMMON])
     n, shape = errors.n, (len(COMMON), len(table[COMMON[0]]))
 
