@@ -13,6 +13,7 @@ from pytest_sslrobust.report.formatting import as_float
 # what was expected; the renderer leaves that part out rather than lose the report.
 
 __all__ = [
+    "NO_MODEL",
     "Artifact",
     "Entry",
     "Payload",
@@ -118,10 +119,14 @@ class Artifact:
 
     @classmethod
     def from_dict(cls, data: Any) -> Artifact:
-        if not isinstance(data, Mapping) or not isinstance(data.get("payload"), Mapping):
+        if not isinstance(data, Mapping):
             raise PayloadError(
-                "Expected an artifact to be a mapping with a 'payload' mapping, but got "
-                f"{type(data).__name__}"
+                f"Expected an artifact to be a mapping, but got {type(data).__name__}"
+            )
+        if not isinstance(data.get("payload"), Mapping):
+            raise PayloadError(
+                f"Expected the {data.get('kind')!r} artifact's payload to be a mapping, but got "
+                f"{type(data.get('payload')).__name__}"
             )
         model = data.get("model")
         return cls(
@@ -137,9 +142,7 @@ class Artifact:
         return mapping_of(self.payload.get("protocol"))
 
 
-def model_name(data: Any) -> str:
-    model = data.get("model") if isinstance(data, Mapping) else None
-    return str(model) if model else "(no model)"
+NO_MODEL = "(no model)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,7 +154,7 @@ class Entry(Generic[P]):
 
     @property
     def model(self) -> str:
-        return self.artifact.model or "(no model)"
+        return self.artifact.model or NO_MODEL
 
     def caption(self, *extra: str) -> str:
         parts = [self.model, *(str(e) for e in extra if e)]
@@ -190,7 +193,7 @@ class ReportDocument:
                 order.setdefault(str(model["name"]), len(order))
         for data in raw:
             if isinstance(data, Mapping):
-                order.setdefault(model_name(data), len(order))
+                order.setdefault(str(data.get("model") or NO_MODEL), len(order))
         comparison = document.get("comparison")
         return cls(
             title=str(document.get("title") or "pytest-sslrobust report"),
