@@ -62,6 +62,8 @@ class Readout:
         train_split: str = "train",
         probe_c: float = 1.0,
         knn_k: int = 20,
+        train_store: FeatureStore | None = None,
+        train_per_class: int | None = None,
     ) -> None:
         if kind not in READOUTS:
             raise ValueError(
@@ -79,6 +81,10 @@ class Readout:
         self.store = store
         self.kind = kind
         self.train_split = train_split
+        # Where probes and kNN are fitted: the test data's own store, or that of the run's
+        # --sslrobust-train-data (the same backbone on other labelled data).
+        self.train_store = train_store if train_store is not None else store
+        self.train_per_class = train_per_class
         self.params: dict[str, Any] = {"readout": kind}
         self._probe: Any = None
         self._train: FeatureSet | None = None
@@ -86,17 +92,36 @@ class Readout:
             self.params.update(train_split=train_split, C=probe_c)
         if kind == "knn":
             self.params.update(train_split=train_split, k=knn_k, temperature=0.07)
+        if kind in ("linear-probe", "knn"):
+            # Recorded only when used, so readouts fitted as before keep their keys.
+            if self.train_store is not store:
+                self.params["train_data"] = self.train_store.dataset.spec
+            if train_per_class is not None:
+                self.params["train_per_class"] = train_per_class
         self.probe_c, self.knn_k = probe_c, knn_k
 
     def _train_features(self) -> FeatureSet:
         if self._train is None:
-            if self.train_split not in self.store.dataset.splits:
+            data = self.train_store.dataset
+            if self.train_split not in data.splits:
+                hint = (
+                    "; give labelled training data with --sslrobust-train-data=SPEC (e.g. "
+                    "ImageNet train for ImageNet-C, IN-9L for ImageNet-9, cifar-c:...,train= "
+                    "for CIFAR-C)"
+                    if self.train_store is self.store
+                    else ""
+                )
                 raise ValueError(
                     f"readout {self.kind!r} is fitted on the clean {self.train_split!r} split, "
-                    f"which {self.store.dataset.spec} does not have (splits: "
-                    f"{', '.join(self.store.dataset.splits) or 'none'})"
+                    f"which {data.spec} does not have (splits: "
+                    f"{', '.join(data.splits) or 'none'}){hint}"
                 )
-            self._train = self.store.get("original", split=self.train_split)
+            train = self.train_store.get(
+                "original", split=self.train_split, per_class=self.train_per_class
+            )
+            if self.train_store is not self.store:
+                train = relabelled(train, data, self.store.dataset)
+            self._train = train
             self._warn_if_little_to_fit(self._train)
         return self._train
 
@@ -108,7 +133,7 @@ class Readout:
         present = counts[counts > 0]
         fewest = int(present.min()) if present.size else 0
         if fewest < MIN_TRAIN_PER_CLASS:
-            spec = self.store.dataset.spec
+            spec = self.train_store.dataset.spec
             warn_once(
                 ("readout", spec, self.train_split, self.kind),
                 f"sslrobust: the {self.kind} readout is fitted on {len(labels)} "
@@ -182,6 +207,31 @@ class Readout:
                 knn_classify(train.features, train.labels, features.features, k=self.knn_k)
             )
         return np.asarray(self._fitted_probe(train).predict(features.features), dtype=np.int64)
+
+
+def relabelled(train: FeatureSet, source: Any, target: Any) -> FeatureSet:
+    """``train`` (features of ``source`` data) with its labels in ``target``'s label space,
+    matched by class identity (ImageNet wnids, class names), never by index. A class of the
+    training images that the target data does not have is refused, naming it."""
+    import dataclasses
+
+    position = {name: i for i, name in enumerate(target.classes)}
+    present = sorted(set(train.labels.tolist()))
+    names = {label: source.classes[label] for label in present}
+    unknown = [names[label] for label in present if names[label] not in position]
+    if unknown:
+        shown = ", ".join(repr(n) for n in unknown[:5])
+        raise ValueError(
+            f"the train data {source.spec} has {len(unknown)} class(es) that {target.spec} "
+            f"does not ({shown}{', ...' if len(unknown) > 5 else ''}); classes are matched "
+            f"by name ({', '.join(repr(n) for n in target.classes[:5])}, ... in the test "
+            "data): give train data with the same classes"
+        )
+    mapping = np.zeros(max(present) + 1 if present else 0, dtype=np.int64)
+    for label in present:
+        mapping[label] = position[names[label]]
+    labels = torch.as_tensor(mapping[train.labels.numpy()], dtype=torch.int64)
+    return dataclasses.replace(train, labels=labels)
 
 
 def _source(store: FeatureStore, features: FeatureSet) -> str:

@@ -176,12 +176,27 @@ class SslRobust:
 
     def readout(self, kind: str = "auto", *, train_split: str = "train") -> Readout:
         """A readout (``auto``, ``head``, ``linear-probe`` or ``knn``), fitted once per run
-        on the clean ``train_split`` and shared by all tests."""
+        on the clean ``train_split`` and shared by all tests.
+
+        With ``--sslrobust-train-data`` the default ``train`` split is that data's (classes
+        matched by name); ``--sslrobust-train-per-class`` fits on at most N images a class.
+        """
         from pytest_sslrobust.evaluate import Readout
 
+        train_store = None
+        if self.settings.train_data and train_split == "train" and self._run is not None:
+            with _explained():
+                train_data = self._run.dataset(self.settings.train_data)
+            train_store = self._run.store(self.backbone, train_data)
         key = kind if train_split == "train" else f"{kind}@{train_split}"
         if key not in self.store.readouts:
-            self.store.readouts[key] = Readout(self.store, kind, train_split=train_split)
+            self.store.readouts[key] = Readout(
+                self.store,
+                kind,
+                train_split=train_split,
+                train_store=train_store,
+                train_per_class=self.settings.train_per_class,
+            )
         return self.store.readouts[key]  # type: ignore[no-any-return]
 
     def predictions(

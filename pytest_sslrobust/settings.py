@@ -89,6 +89,10 @@ def parse_max_images(value: str) -> int:
     return _integer(value, "max images", 1)
 
 
+def parse_train_per_class(value: str) -> int:
+    return _integer(value, "train images per class", 1)
+
+
 def parse_seed(value: str) -> int:
     return _integer(value, "seed", 0)
 
@@ -295,6 +299,23 @@ OPTIONS: tuple[Option, ...] = (
         "use a deterministic, class-stratified subset of at most N images per split (default: all)",
     ),
     Option(
+        "train_data",
+        parse_data,
+        None,
+        "SPEC",
+        "labelled data that linear-probe and kNN readouts are fitted on (its train split; "
+        "classes matched to the test data's by name), e.g. ImageNet train for ImageNet-C "
+        "(default: the test data's own train split)",
+    ),
+    Option(
+        "train_per_class",
+        parse_train_per_class,
+        None,
+        "N",
+        "fit readouts on a deterministic subset of at most N images per class of the train "
+        "data (default: all; independent of --sslrobust-max-images)",
+    ),
+    Option(
         "seed",
         parse_seed,
         DEFAULT_SEED,
@@ -439,6 +460,8 @@ class Settings:
     device: str = _DEFAULTS["device"]
     batch_size: int = _DEFAULTS["batch_size"]
     max_images: int | None = _DEFAULTS["max_images"]
+    train_data: str | None = _DEFAULTS["train_data"]
+    train_per_class: int | None = _DEFAULTS["train_per_class"]
     seed: int = _DEFAULTS["seed"]
     cache_dir: Path | None = _DEFAULTS["cache_dir"]
     corruptions: tuple[str, ...] | None = _DEFAULTS["corruptions"]

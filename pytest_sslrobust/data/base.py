@@ -135,6 +135,20 @@ def stable_hash(*parts: object) -> str:
     return digest.hexdigest()
 
 
+def per_class_indices(
+    labels: np.ndarray, ids: Sequence[str], per_class: int, seed: int
+) -> np.ndarray:
+    """Indices of at most ``per_class`` items of each class, in source order; within a class
+    the items are ranked by the same hash of (seed, id) as ``subset_indices``."""
+    labels = np.asarray(labels)
+    chosen: list[int] = []
+    for cls in np.unique(labels):
+        members = np.flatnonzero(labels == cls)
+        ranked = sorted(members.tolist(), key=lambda i: stable_hash(seed, ids[i]))
+        chosen.extend(ranked[:per_class])
+    return np.asarray(sorted(chosen), dtype=np.int64)
+
+
 def subset_indices(
     labels: np.ndarray, ids: Sequence[str], max_images: int | None, seed: int
 ) -> np.ndarray:

@@ -12,15 +12,21 @@ if TYPE_CHECKING:
 
 @dataclasses.dataclass(frozen=True)
 class Subset:
-    """Which images of a split were evaluated: ``n`` of them, chosen by ``seed`` (stratified),
-    at most ``max_images`` (None for all)."""
+    """Which images of a split were used: ``n`` of them, chosen by ``seed`` (stratified), at
+    most ``max_images`` (None for all), or, for a readout's training split with
+    ``--sslrobust-train-per-class``, at most ``per_class`` of each class (``max_images`` then
+    does not apply). ``per_class`` is written only when set, so other keys stay as they were."""
 
     max_images: int | None
     seed: int
     n: int
+    per_class: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"max_images": self.max_images, "seed": self.seed, "n": self.n}
+        record: dict[str, Any] = {"max_images": self.max_images, "seed": self.seed, "n": self.n}
+        if self.per_class is not None:
+            record["per_class"] = self.per_class
+        return record
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,6 +20,7 @@ from pytest_sslrobust.data.base import (
     IndexedSource,
     Item,
     Source,
+    per_class_indices,
     stable_hash,
     subset_indices,
     warn_once,
@@ -66,9 +67,11 @@ class FeatureSet:
 
     def __post_init__(self) -> None:
         if self.provenance is not None:
-            if self.protocol:
+            derived = self.provenance.to_dict()
+            # dataclasses.replace passes both back; only a contradicting pair is refused.
+            if self.protocol and dict(self.protocol) != derived:
                 raise TypeError("give a FeatureSet its provenance or its protocol, not both")
-            object.__setattr__(self, "protocol", self.provenance.to_dict())
+            object.__setattr__(self, "protocol", derived)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -156,8 +159,12 @@ class FeatureStore:
             "first set computed); a study's numbers at another resolution may not compare",
         )
 
-    def selection(self, split: str, variant: str = ORIGINAL) -> IndexedSource:
-        """The deterministic, stratified subset of ``split`` this run evaluates."""
+    def selection(
+        self, split: str, variant: str = ORIGINAL, per_class: int | None = None
+    ) -> IndexedSource:
+        """The deterministic, stratified subset of ``split`` this run evaluates (with
+        ``per_class``: at most that many images of each class, for a readout's training
+        split, whatever ``--sslrobust-max-images`` says)."""
         base = self._base_source(split, variant)
         spec = self.dataset.spec
         if len(base) == 0:
@@ -170,6 +177,9 @@ class FeatureStore:
                 f"class needs 2 or more images to reach {split!r}: add images, or give the "
                 "folder train/ and test/ subfolders"
             )
+        if per_class is not None:
+            picked = per_class_indices(base.labels, base.ids, per_class, self.seed)
+            return IndexedSource(base, picked)
         chosen = IndexedSource(
             base, subset_indices(base.labels, base.ids, self.max_images, self.seed)
         )
@@ -187,16 +197,24 @@ class FeatureStore:
             )
         return chosen
 
-    def get(self, variant: str | VariantLike = ORIGINAL, split: str = "test") -> FeatureSet:
+    def get(
+        self,
+        variant: str | VariantLike = ORIGINAL,
+        split: str = "test",
+        *,
+        per_class: int | None = None,
+    ) -> FeatureSet:
         """Features of ``split`` under ``variant``.
 
         ``variant`` is ``"original"``; a variant id (``"gaussian_noise-s3"``,
         ``"center-r0.50"``, ``"foreground"``, ``"mixed_rand"``), read from the dataset's
         released files when it has them and made on the fly otherwise; or a variant object.
-        Altered sets carry ``ssim``, each item's SSIM to its clean image.
+        Altered sets carry ``ssim``, each item's SSIM to its clean image. ``per_class`` takes
+        at most that many images of each class instead of the run's subset (readouts'
+        training data, ``--sslrobust-train-per-class``); it is part of the provenance.
         """
         variant_id, source, transform, params, origin = self._resolve(variant, split)
-        chosen = self.selection(split, variant_id)
+        chosen = self.selection(split, variant_id, per_class=per_class)
         if source is None:
             source, indices = chosen.base, chosen.indices
         else:
@@ -216,7 +234,12 @@ class FeatureStore:
             variant=variant_id,
             variant_params=params,
             origin=origin,
-            subset=Subset(max_images=self.max_images, seed=self.seed, n=len(chosen)),
+            subset=Subset(
+                max_images=None if per_class is not None else self.max_images,
+                seed=self.seed,
+                n=len(chosen),
+                per_class=per_class,
+            ),
             ids_digest=stable_hash(*chosen.ids),
             backbone=self.backbone.name,
             backbone_fingerprint=self.backbone.fingerprint,
