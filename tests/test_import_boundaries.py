@@ -167,3 +167,21 @@ def test_strategies_without_hypothesis_say_which_extra_to_install() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert "pip install 'pytest-sslrobust[hypothesis]'" in done.stdout, done.stdout + done.stderr
+
+
+def test_no_private_name_is_imported_across_modules():
+    """Each module's private names stay its own; ``metrics/_checks.py`` is the one shared
+    argument-check vocabulary (a private module of the package, imported by name)."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "pytest_sslrobust"
+            ):
+                found += [
+                    f"{path.relative_to(PACKAGE)}: {node.module}.{alias.name}"
+                    for alias in node.names
+                    if alias.name.startswith("_") and alias.name != "_checks"
+                ]
+    assert found == []
