@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -10,6 +11,7 @@ import torch
 
 from pytest_sslrobust.features.derived import derived_entry
 from pytest_sslrobust.features.provenance import Provenance
+from pytest_sslrobust.heads import HeadFile, head_params
 from pytest_sslrobust.vocabulary import corruption_id
 
 if TYPE_CHECKING:
@@ -64,13 +66,17 @@ class Readout:
         knn_k: int = 20,
         train_store: FeatureStore | None = None,
         train_per_class: int | None = None,
+        head_file: HeadFile | None = None,
+        save_probe: Path | None = None,
     ) -> None:
         if kind not in READOUTS:
             raise ValueError(
                 f"Expected readout to be one of {', '.join(READOUTS)}, but got {kind!r}"
             )
         backbone, dataset = store.backbone, store.dataset
-        if kind == "auto":
+        if head_file is not None and kind in ("auto", "linear-probe"):
+            kind = "linear-probe"  # the given head is the probe: nothing is fitted
+        elif kind == "auto":
             kind = "head" if head_applies(backbone, dataset) else "linear-probe"
         if kind == "head" and not head_applies(backbone, dataset):
             raise ValueError(
@@ -85,14 +91,20 @@ class Readout:
         # --sslrobust-train-data (the same backbone on other labelled data).
         self.train_store = train_store if train_store is not None else store
         self.train_per_class = train_per_class
+        self.head_file = head_file if kind == "linear-probe" else None
+        self.save_probe = save_probe if self.head_file is None else None
+        self._saved = False
         self.params: dict[str, Any] = {"readout": kind}
         self._probe: Any = None
         self._train: FeatureSet | None = None
-        if kind == "linear-probe":
+        if self.head_file is not None:
+            # The file's digest keys everything computed through it.
+            self.params.update(head_params(self.head_file))
+        elif kind == "linear-probe":
             self.params.update(train_split=train_split, C=probe_c)
         if kind == "knn":
             self.params.update(train_split=train_split, k=knn_k, temperature=0.07)
-        if kind in ("linear-probe", "knn"):
+        if kind in ("linear-probe", "knn") and self.head_file is None:
             # Recorded only when used, so readouts fitted as before keep their keys.
             if self.train_store is not store:
                 self.params["train_data"] = self.train_store.dataset.spec
@@ -147,7 +159,17 @@ class Readout:
         if self.kind == "head":
             assert features.logits is not None
             return features.logits.argmax(dim=1).cpu().numpy()
+        if self.head_file is not None:
+            _, cached = derived_entry(
+                self.store.cache,
+                {"test": features},
+                {"readout": self.params},
+                lambda: {"predictions": torch.as_tensor(self._compute(features, features))},
+            )
+            return cached["predictions"].cpu().numpy()
         train = self._train_features()
+        if self.save_probe is not None and not self._saved:
+            self._fitted_probe(train)  # a warm run reads predictions, but the file is asked for
         # Predictions are cached like features, keyed by both feature sets and the readout:
         # a warm run neither refits the probe nor searches neighbours again.
         _, cached = derived_entry(
@@ -174,7 +196,8 @@ class Readout:
                 "readout 'knn' has no gradient to follow: use readout='linear-probe' or 'head' "
                 "for attribution maps and attacks"
             )
-        probe = self._fitted_probe(self._train_features())
+        train = None if self.head_file is not None else self._train_features()
+        probe = self._fitted_probe(train)
         return probe.as_module(), np.asarray(probe.classes)
 
     def columns(self, labels: np.ndarray) -> np.ndarray:
@@ -192,11 +215,21 @@ class Readout:
             )
         return columns
 
-    def _fitted_probe(self, train: FeatureSet) -> Any:
+    def _fitted_probe(self, train: FeatureSet | None) -> Any:
+        if self._probe is None and self.head_file is not None:
+            dim = self.store.get("original", split="test").features.shape[1]
+            data = self.store.dataset
+            self._probe = self.head_file.probe(dim, data.classes, data.spec)
         if self._probe is None:
             from pytest_sslrobust.metrics.readouts import fit_linear_probe
 
+            assert train is not None
             self._probe = fit_linear_probe(train.features, train.labels, C=self.probe_c)
+        if self.save_probe is not None and not self._saved:
+            from pytest_sslrobust.heads import save_probe
+
+            save_probe(self.save_probe, self._probe, self.store.dataset.classes)
+            self._saved = True
         return self._probe
 
     def _compute(self, train: FeatureSet, features: FeatureSet) -> np.ndarray:
@@ -206,7 +239,8 @@ class Readout:
             return np.asarray(
                 knn_classify(train.features, train.labels, features.features, k=self.knn_k)
             )
-        return np.asarray(self._fitted_probe(train).predict(features.features), dtype=np.int64)
+        probe = self._fitted_probe(None if self.head_file is not None else train)
+        return np.asarray(probe.predict(features.features), dtype=np.int64)
 
 
 def relabelled(train: FeatureSet, source: Any, target: Any) -> FeatureSet:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -190,14 +191,35 @@ class SslRobust:
             train_store = self._run.store(self.backbone, train_data)
         key = kind if train_split == "train" else f"{kind}@{train_split}"
         if key not in self.store.readouts:
+            head = None
+            if self.settings.head is not None and kind in ("auto", "linear-probe"):
+                from pytest_sslrobust.heads import HeadError, HeadFile
+
+                try:
+                    head = HeadFile.read(self.settings.head)
+                except HeadError as exc:
+                    fail_explained(f"sslrobust: {exc}")
             self.store.readouts[key] = Readout(
                 self.store,
                 kind,
                 train_split=train_split,
                 train_store=train_store,
                 train_per_class=self.settings.train_per_class,
+                head_file=head,
+                save_probe=self._probe_path(kind, train_split),
             )
         return self.store.readouts[key]  # type: ignore[no-any-return]
+
+    def _probe_path(self, kind: str, train_split: str) -> Path | None:
+        """Where ``--sslrobust-save-probe`` writes this backbone's default probe."""
+        path = self.settings.save_probe
+        if path is None or kind not in ("auto", "linear-probe") or train_split != "train":
+            return None
+        if len(self.settings.model) > 1:
+            from pytest_sslrobust.backbones.registry import model_id
+
+            return path.with_name(f"{path.stem}-{model_id(self.backbone.spec)}{path.suffix}")
+        return path
 
     def predictions(
         self,

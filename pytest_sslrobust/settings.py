@@ -201,6 +201,14 @@ def parse_path(value: str) -> Path:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def parse_existing_file(value: str) -> Path:
+    path = parse_path(value)
+    if not path.is_file():
+        state = "does not exist" if not path.exists() else "is not a file"
+        raise argparse.ArgumentTypeError(f"Could not read {value!r}: it {state}")
+    return path
+
+
 def parse_bool(value: str | bool) -> bool:
     if isinstance(value, bool):
         return value
@@ -314,6 +322,22 @@ OPTIONS: tuple[Option, ...] = (
         "N",
         "fit readouts on a deterministic subset of at most N images per class of the train "
         "data (default: all; independent of --sslrobust-max-images)",
+    ),
+    Option(
+        "head",
+        parse_existing_file,
+        None,
+        "PATH",
+        "a linear classifier for the backbone's pooled features (safetensors: weight, bias, "
+        "metadata classes), used as the linear-probe readout instead of fitting one",
+    ),
+    Option(
+        "save_probe",
+        parse_path,
+        None,
+        "PATH",
+        "save each fitted linear probe in the --sslrobust-head format (several models: "
+        "PATH's stem gets -MODEL)",
     ),
     Option(
         "seed",
@@ -462,6 +486,8 @@ class Settings:
     max_images: int | None = _DEFAULTS["max_images"]
     train_data: str | None = _DEFAULTS["train_data"]
     train_per_class: int | None = _DEFAULTS["train_per_class"]
+    head: Path | None = _DEFAULTS["head"]
+    save_probe: Path | None = _DEFAULTS["save_probe"]
     seed: int = _DEFAULTS["seed"]
     cache_dir: Path | None = _DEFAULTS["cache_dir"]
     corruptions: tuple[str, ...] | None = _DEFAULTS["corruptions"]
