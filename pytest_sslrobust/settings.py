@@ -44,6 +44,22 @@ def parse_models(value: str) -> tuple[str, ...]:
     return specs
 
 
+def parse_reference_model(value: str) -> str:
+    """One model spec, checked like ``--sslrobust-model``'s."""
+    from pytest_sslrobust.backbones.registry import validate_spec
+
+    specs = parse_models(value)
+    if len(specs) != 1:
+        raise argparse.ArgumentTypeError(
+            f"Could not parse reference model {value!r}: give one model spec"
+        )
+    spec = specs[0]
+    problem = validate_spec(spec)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return spec
+
+
 def parse_device(value: str) -> str:
     """Accept ``auto``, ``cpu``, ``mps``, ``cuda`` or ``cuda:N``."""
     text = value.strip().lower()
@@ -252,6 +268,14 @@ OPTIONS: tuple[Option, ...] = (
         "backbone(s) to test: [ALIAS=]BODY[@PARADIGM] with BODY an alias (see docs), "
         "timm:NAME[.tag], file:PATH or module.path:callable; several parametrize the tests "
         f"(default: {DEFAULT_MODEL})",
+    ),
+    Option(
+        "reference_model",
+        parse_reference_model,
+        None,
+        "SPEC",
+        "the reference model that mCE normalises by when AlexNet's table does not apply "
+        "(default: a supervised model of the run, else bundled-supervised)",
     ),
     Option(
         "arch",
@@ -477,6 +501,7 @@ class Settings:
     entry of ``OPTIONS``, with its default)."""
 
     model: tuple[str, ...] = _DEFAULTS["model"]
+    reference_model: str | None = _DEFAULTS["reference_model"]
     arch: str | None = _DEFAULTS["arch"]
     image_size: int | None = _DEFAULTS["image_size"]
     data: str = _DEFAULTS["data"]

@@ -306,3 +306,26 @@ def test_relative_ce_terms_average_to_relative_mce():
     assert set(terms) == set(COMMON)
     assert sum(terms.values()) / len(COMMON) == pytest.approx(relative_mce(table, 0.25))
     assert relative_ce(ALEXNET_ERRORS, ALEXNET_CLEAN_ERROR)["fog"] == pytest.approx(100.0)
+
+
+def test_input_size_is_a_model_property_when_the_corrupted_bytes_are_shared():
+    """Released files and the imagenet-c recipe corrupt before each model's resize: a 96 px
+    model and a 64 px reference saw the same corrupted images. On-the-fly corruptions come
+    after the resize, so there the sizes differ in what was measured and are refused."""
+    from pytest_sslrobust.metrics.corruption import check_protocols
+
+    def table(source: str, size: int) -> CorruptionErrors:
+        return CorruptionErrors(
+            errors={"fog": (0.1, 0.2, 0.3, 0.4, 0.5)},
+            clean_error=0.05,
+            n=10,
+            readout="head",
+            protocol={"source": source, "image_size": size, "seed": 0},
+        )
+
+    for source in ("imagenet-c-recipe", "released-imagenet-c", "released"):
+        check_protocols(table(source, 96), table(source, 64))
+    with pytest.raises(ProtocolMismatch, match=r"image_size: 96 vs 64"):
+        check_protocols(table("on-the-fly", 96), table("on-the-fly", 64))
+    with pytest.raises(ProtocolMismatch, match=r"source"):
+        check_protocols(table("imagenet-c-recipe", 96), table("released", 64))

@@ -201,6 +201,22 @@ USAGE_ERRORS = [
         id="unknown-paradigm",
     ),
     pytest.param(
+        ["--sslrobust-reference-model=bundled-supervised,bundled-simclr"],
+        "*argument --sslrobust-reference-model: Could not parse reference model *: give one "
+        "model spec",
+        id="two-reference-models",
+    ),
+    pytest.param(
+        ["--sslrobust-head={tmp}/no-head.safetensors"],
+        "*argument --sslrobust-head: Could not read '*no-head.safetensors': it does not exist",
+        id="head-file-missing",
+    ),
+    pytest.param(
+        ["--sslrobust-train-per-class=0"],
+        "*argument --sslrobust-train-per-class: *",
+        id="train-per-class-zero",
+    ),
+    pytest.param(
         ["--sslrobust-data=zip:{tmp}"],
         "*argument --sslrobust-data: Could not parse data spec 'zip:*': expected one of bundled:*",
         id="unknown-data-scheme",

@@ -63,6 +63,10 @@ RELEASED_IMAGENET_C = "released-imagenet-c"
 # Keys that name the model rather than the measurement: a reference model differs there by
 # design, so they never make two protocols incompatible.
 PROTOCOL_KEYS_IGNORED = ("backbone", "backbone_fingerprint", "model")
+# Sources whose corrupted images exist before any model's resize (the released files, or the
+# ImageNet-C recipe applied at its own geometry): every model sees the same corrupted bytes
+# and resizes them itself, so its input size describes the model, not the measurement.
+SHARED_BYTES_SOURCES = ("released-imagenet-c", "released", "imagenet-c-recipe")
 # Recorded error rates must agree with the stored per-image correctness up to float rounding.
 _RATE_TOLERANCE = 1e-9
 _N_SEVERITIES = len(SEVERITIES)
@@ -295,7 +299,8 @@ def check_protocols(first: Any, second: Any, what: str = "errors and reference")
     """Refuse two CorruptionErrors whose shared protocol keys differ.
 
     Keys present in only one protocol are not compared (older records may lack them), and keys
-    in ``PROTOCOL_KEYS_IGNORED`` name the model, not the measurement. Plain mappings carry no
+    in ``PROTOCOL_KEYS_IGNORED`` name the model, not the measurement; so does ``image_size``
+    when both were corrupted before the models' resize (``SHARED_BYTES_SOURCES``). Plain mappings carry no
     protocol and are accepted: the caller vouches for them.
 
     Raises:
@@ -303,9 +308,11 @@ def check_protocols(first: Any, second: Any, what: str = "errors and reference")
     """
     if not (isinstance(first, CorruptionErrors) and isinstance(second, CorruptionErrors)):
         return
-    shared = [
-        key for key in first.protocol if key in second.protocol and key not in PROTOCOL_KEYS_IGNORED
-    ]
+    ignored = set(PROTOCOL_KEYS_IGNORED)
+    source = first.protocol.get("source")
+    if source in SHARED_BYTES_SOURCES and second.protocol.get("source") == source:
+        ignored.add("image_size")
+    shared = [key for key in first.protocol if key in second.protocol and key not in ignored]
     differing = [key for key in shared if first.protocol[key] != second.protocol[key]]
     if differing:
         detail = "; ".join(
