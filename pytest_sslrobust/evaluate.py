@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from pytest_sslrobust.classmaps import label_map
 from pytest_sslrobust.features.derived import derived_entry
 from pytest_sslrobust.features.provenance import Provenance
 from pytest_sslrobust.heads import HeadFile, head_params
@@ -22,12 +23,30 @@ READOUTS = ("auto", "head", "linear-probe", "knn")
 
 
 def head_applies(backbone: Any, dataset: Any) -> bool:
-    """Whether the backbone's classifier head predicts the dataset's labels directly."""
-    return bool(
-        backbone.has_head
-        and backbone.label_space is not None
-        and dataset.label_space == backbone.label_space
-    )
+    """Whether the backbone's classifier head predicts the dataset's labels: the same label
+    space, or one that maps onto it (ImageNet-1k onto ImageNet-9's superclasses)."""
+    if not (backbone.has_head and backbone.label_space is not None):
+        return False
+    same = dataset.label_space == backbone.label_space
+    return bool(same or label_map(backbone.label_space, dataset.label_space) is not None)
+
+
+class SuperclassLogits(torch.nn.Module):
+    """Head logits -> one logit per dataset class (logsumexp over the head classes that make
+    it), so gradients through a mapped head target the superclass, not a head class."""
+
+    def __init__(self, mapping: tuple[int, ...]) -> None:
+        super().__init__()
+        classes = max(mapping) + 1
+        member = torch.full((classes, len(mapping)), float("-inf"))
+        for column, target in enumerate(mapping):
+            if target >= 0:
+                member[target, column] = 0.0
+        self.register_buffer("member", member)
+
+    def forward(self, logits: torch.Tensor) -> torch.Tensor:
+        member = self.member.to(logits.dtype)
+        return torch.logsumexp(logits[:, None, :] + member[None], dim=2)
 
 
 class Predictions(np.ndarray):
@@ -87,6 +106,10 @@ class Readout:
         self.store = store
         self.kind = kind
         self.train_split = train_split
+        # A head whose classes map onto the data's (ImageNet-1k -> ImageNet-9), or None.
+        self.label_map = (
+            label_map(backbone.label_space, dataset.label_space) if kind == "head" else None
+        )
         # Where probes and kNN are fitted: the test data's own store, or that of the run's
         # --sslrobust-train-data (the same backbone on other labelled data).
         self.train_store = train_store if train_store is not None else store
@@ -95,6 +118,8 @@ class Readout:
         self.save_probe = save_probe if self.head_file is None else None
         self._saved = False
         self.params: dict[str, Any] = {"readout": kind}
+        if self.label_map is not None:
+            self.params["label_map"] = f"{backbone.label_space}->{dataset.label_space}"
         self._probe: Any = None
         self._train: FeatureSet | None = None
         if self.head_file is not None:
@@ -158,7 +183,14 @@ class Readout:
         """Predicted class indices for every item of ``features``."""
         if self.kind == "head":
             assert features.logits is not None
-            return features.logits.argmax(dim=1).cpu().numpy()
+            predicted = features.logits.argmax(dim=1).cpu().numpy()
+            if self.label_map is not None:
+                # A head class outside every superclass is wrong for every image: it becomes
+                # one index past the data's classes (labels are never negative).
+                table = np.asarray(self.label_map, dtype=np.int64)
+                table[table < 0] = table.max() + 1
+                return table[predicted]
+            return predicted
         if self.head_file is not None:
             _, cached = derived_entry(
                 self.store.cache,
@@ -190,6 +222,10 @@ class Readout:
         """
         if self.kind == "head":
             classifier = self.store.backbone.model.get_classifier()
+            if self.label_map is not None:
+                pooled = torch.nn.Sequential(classifier, SuperclassLogits(self.label_map))
+                pooled = pooled.to(self.store.backbone.device).eval()
+                return pooled, np.arange(max(self.label_map) + 1)
             return classifier, np.arange(self.store.backbone.num_classes)
         if self.kind == "knn":
             raise ValueError(

@@ -461,9 +461,14 @@ def in9(path: Path, spec: str = "") -> Dataset:
         released[variant] = {"test": FileSource(variant_images, variant_labels, variant_ids)}
         listed.extend(variant_images)
 
+    from pytest_sslrobust.classmaps import IMAGENET_9, IN9_SUPERCLASSES
+
+    released_names = [f"{i:02d}_{name}" for i, (name, _) in enumerate(IN9_SUPERCLASSES)]
     return Dataset(
         spec=spec or f"in9:{path}",
         classes=tuple(names),
+        # The released nine superclasses: a 1000-way ImageNet head maps onto them.
+        label_space=IMAGENET_9 if names == released_names else None,
         splits={**splits, "test": FileSource(images, labels, ids, mask_paths)},
         fingerprint=stable_hash("in9", file_listing_digest(listed, path)),
         has_masks=mask_paths is not None,
