@@ -16,6 +16,8 @@ from pytest_sslrobust.settings import Settings
 from pytest_sslrobust.vocabulary import DataError, VariantError
 
 if TYPE_CHECKING:
+    import torch
+
     from pytest_sslrobust.attribution.sets import AttributionSet
     from pytest_sslrobust.backbones.base import Backbone
     from pytest_sslrobust.data.base import Dataset, IndexedSource
@@ -163,6 +165,18 @@ class SslRobust:
         """
         with _explained():
             return self.store.get(variant, split=split)
+
+    def cv_features(self, variant: Any = "original") -> tuple[torch.Tensor, torch.Tensor]:
+        """Features and labels a cross-validated probe is scored over: the test split, or
+        with ``--sslrobust-probe-cv=all`` the whole labelled set (train and test together,
+        as the masking study does)."""
+        import torch
+
+        splits = ["test"]
+        if self.settings.probe_cv == "all":
+            splits = [s for s in ("train", "test") if s in self.dataset.splits]
+        sets = [self.features(variant, split=split) for split in splits]
+        return torch.cat([fs.features for fs in sets]), torch.cat([fs.labels for fs in sets])
 
     def corruptions(self) -> list[Corruption]:
         """The corruption sweep for this test (options, or the test's sslrobust marker)."""

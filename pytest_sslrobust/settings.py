@@ -139,6 +139,19 @@ def parse_severity_list(value: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"Could not parse severities {value!r}: {exc}") from None
 
 
+PROBE_CV_SCOPES = ("test", "all")
+
+
+def parse_probe_cv(value: str) -> str:
+    text = value.strip()
+    if text not in PROBE_CV_SCOPES:
+        raise argparse.ArgumentTypeError(
+            f"Could not parse probe cross-validation scope {value!r}: expected "
+            f"{' or '.join(PROBE_CV_SCOPES)}"
+        )
+    return text
+
+
 def parse_protocol(value: str) -> str:
     text = value.strip()
     if text not in PROTOCOLS:
@@ -393,6 +406,14 @@ OPTIONS: tuple[Option, ...] = (
         "corruption severities, e.g. 1-5 or 1,3,5 (default: 1-5)",
     ),
     Option(
+        "probe_cv",
+        parse_probe_cv,
+        "test",
+        "test|all",
+        "images the masking study's 5-fold probe table runs over: the test split, or the "
+        "whole labelled set (train and test, as in the paper) (default: test)",
+    ),
+    Option(
         "corruption_protocol",
         parse_protocol,
         "on-the-fly",
@@ -517,6 +538,7 @@ class Settings:
     cache_dir: Path | None = _DEFAULTS["cache_dir"]
     corruptions: tuple[str, ...] | None = _DEFAULTS["corruptions"]
     severities: tuple[int, ...] = _DEFAULTS["severities"]
+    probe_cv: str = _DEFAULTS["probe_cv"]
     corruption_protocol: str = _DEFAULTS["corruption_protocol"]
     segmenter: str | None = _DEFAULTS["segmenter"]
     workers: int = _DEFAULTS["workers"]

@@ -215,3 +215,28 @@ def test_with_data_and_the_far_data_option(pytester):
     )
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*sslrobust: with_data: *no bundled dataset 'no-such-set'*"])
+
+
+def test_cv_features_cover_the_test_split_or_the_whole_labelled_set(pytester):
+    pytester.makepyfile(
+        """
+        def test_cv(sslrobust):
+            features, labels = sslrobust.cv_features("center")
+            test = sslrobust.features("center", split="test")
+            train = sslrobust.features("center", split="train")
+            if sslrobust.settings.probe_cv == "all":
+                assert len(labels) == len(test) + len(train)
+                assert (features[len(train):] == test.features).all()
+            else:
+                assert (features == test.features).all() and len(labels) == len(test)
+            print("CV_ROWS", len(labels))
+        """
+    )
+    common = ["--sslrobust-model=random-resnet18", "--sslrobust-max-images=30", "-s"]
+    cache = f"--sslrobust-cache-dir={pytester.path / 'cache'}"
+    test_only = pytester.runpytest_subprocess(*common, cache)
+    test_only.assert_outcomes(passed=1)
+    test_only.stdout.fnmatch_lines(["*CV_ROWS 30*"])
+    everything = pytester.runpytest_subprocess(*common, cache, "--sslrobust-probe-cv=all")
+    everything.assert_outcomes(passed=1)
+    everything.stdout.fnmatch_lines(["*CV_ROWS 60*"])
