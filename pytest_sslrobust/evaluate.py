@@ -31,6 +31,17 @@ def head_applies(backbone: Any, dataset: Any) -> bool:
     return bool(same or label_map(backbone.label_space, dataset.label_space) is not None)
 
 
+class ColumnSubset(torch.nn.Module):
+    """Head logits -> the columns of the data's classes (ImageNet-R/A's 200)."""
+
+    def __init__(self, columns: Sequence[int]) -> None:
+        super().__init__()
+        self.register_buffer("columns", torch.as_tensor(list(columns), dtype=torch.int64))
+
+    def forward(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits[:, self.columns]
+
+
 class SuperclassLogits(torch.nn.Module):
     """Head logits -> one logit per dataset class (logsumexp over the head classes that make
     it), so gradients through a mapped head target the superclass, not a head class."""
@@ -120,6 +131,14 @@ class Readout:
         self.params: dict[str, Any] = {"readout": kind}
         if self.label_map is not None:
             self.params["label_map"] = f"{backbone.label_space}->{dataset.label_space}"
+        # ImageNet-R/A: the head predicts among the data's 200 classes only.
+        self.head_subset = getattr(dataset, "head_subset", None) if kind == "head" else None
+        if self.head_subset is not None:
+            from pytest_sslrobust.data.base import stable_hash
+
+            self.params["head_subset"] = (
+                f"{len(self.head_subset)} classes ({stable_hash(*self.head_subset)[:12]})"
+            )
         self._probe: Any = None
         self._train: FeatureSet | None = None
         if self.head_file is not None:
@@ -183,7 +202,11 @@ class Readout:
         """Predicted class indices for every item of ``features``."""
         if self.kind == "head":
             assert features.logits is not None
-            predicted = features.logits.argmax(dim=1).cpu().numpy()
+            logits = features.logits
+            if self.head_subset is not None:
+                subset = np.asarray(self.head_subset)
+                return subset[logits[:, torch.as_tensor(subset)].argmax(dim=1).cpu().numpy()]
+            predicted = logits.argmax(dim=1).cpu().numpy()
             if self.label_map is not None:
                 # A head class outside every superclass is wrong for every image: it becomes
                 # one index past the data's classes (labels are never negative).
@@ -222,6 +245,10 @@ class Readout:
         """
         if self.kind == "head":
             classifier = self.store.backbone.model.get_classifier()
+            if self.head_subset is not None:
+                columns = ColumnSubset(self.head_subset)
+                chosen = torch.nn.Sequential(classifier, columns).to(self.store.backbone.device)
+                return chosen.eval(), np.asarray(self.head_subset)
             if self.label_map is not None:
                 pooled = torch.nn.Sequential(classifier, SuperclassLogits(self.label_map))
                 pooled = pooled.to(self.store.backbone.device).eval()

@@ -246,7 +246,7 @@ class DataSpec:
 # scheme -> (option keys allowed, keys required, whether target is a path)
 SCHEMES: dict[str, tuple[frozenset[str], frozenset[str], bool]] = {
     "bundled": (frozenset(), frozenset(), False),
-    "imagefolder": (frozenset({"masks"}), frozenset(), True),
+    "imagefolder": (frozenset({"masks", "classes"}), frozenset(), True),
     "imagenet-c": (frozenset({"clean"}), frozenset({"clean"}), True),
     "cifar-c": (frozenset({"clean", "train", "train_labels"}), frozenset(), True),
     "in9": (frozenset(), frozenset(), True),

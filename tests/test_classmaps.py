@@ -7,6 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -72,3 +73,43 @@ def test_superclass_logits_ignore_unmapped_classes() -> None:
     pool = SuperclassLogits((0, -1, 1, 0))
     out = pool(torch.tensor([[1.0, 100.0, 2.0, 3.0]]))
     assert torch.allclose(out, torch.tensor([[np.logaddexp(1.0, 3.0), 2.0]], dtype=torch.float32))
+
+
+def test_imagenet_r_style_subset_restricts_a_1000_way_head(tmp_path: Path) -> None:
+    from pytest_sslrobust.data.base import DataError
+    from pytest_sslrobust.data.sources import imagenet_wnids
+    from pytest_sslrobust.data.specs import load_dataset
+
+    wnids = imagenet_wnids()
+    for wnid in (wnids[1], wnids[5]):
+        folder = tmp_path / "r" / wnid
+        folder.mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(np.full((8, 8, 3), i, np.uint8)).save(folder / f"{i}.png")
+    data = load_dataset(f"imagefolder:{tmp_path / 'r'},classes=present")
+    assert (
+        data.head_subset == (1, 5)
+        and load_dataset(f"imagefolder:{tmp_path / 'r'}").head_subset is None
+    )
+    classifier = torch.nn.Linear(4, 1000)
+    backbone = SimpleNamespace(
+        has_head=True,
+        label_space=IMAGENET_1K,
+        model=SimpleNamespace(get_classifier=lambda: classifier),
+        num_classes=1000,
+        device=torch.device("cpu"),
+    )
+    readout = Readout(SimpleNamespace(backbone=backbone, dataset=data), "auto")  # type: ignore[arg-type]
+    assert readout.kind == "head" and readout.params["head_subset"].startswith("2 classes")
+    logits = torch.zeros(2, 1000)
+    logits[0, 900], logits[0, 5] = 9.0, 1.0  # the overall top class is not among the 200
+    logits[1, 1] = 2.0
+    assert readout.predict(SimpleNamespace(logits=logits)).tolist() == [5, 1]  # type: ignore[arg-type]
+    module, classes = readout.head_module()
+    assert classes.tolist() == [1, 5] and module(torch.zeros(3, 4)).shape == (3, 2)
+    (tmp_path / "plain" / "cat").mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "plain" / "cat" / "a.png")
+    with pytest.raises(DataError, match="classes=present needs ImageNet wnid class folders"):
+        load_dataset(f"imagefolder:{tmp_path / 'plain'},classes=present")
+    with pytest.raises(DataError, match="the only value is 'present'"):
+        load_dataset(f"imagefolder:{tmp_path / 'r'},classes=all")

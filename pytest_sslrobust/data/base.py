@@ -96,7 +96,9 @@ class Dataset:
     ``released`` maps a variant id (``gaussian_noise-s3``, ``mixed_rand``) to the split(s)
     whose items were altered by the data's authors; those are read as they are, never
     altered again. ``label_space`` is ``"imagenet-1k"`` when labels are ImageNet class
-    indices, so a classifier head can be read out directly.
+    indices, so a classifier head can be read out directly. ``head_subset`` (ImageNet-R and
+    ImageNet-A: 200 of the 1000 classes) restricts a 1000-way head's prediction to those class
+    indices, as those benchmarks are scored.
     """
 
     spec: str
@@ -107,6 +109,7 @@ class Dataset:
     label_space: str | None = None
     released: Mapping[str, Mapping[str, Source]] = dataclasses.field(default_factory=dict)
     description: str = ""
+    head_subset: tuple[int, ...] | None = None
 
     def split(self, name: str) -> Source:
         try:

@@ -220,15 +220,23 @@ def require_dir(path: Path, what: str, layout: str) -> Path:
     return path
 
 
-def imagefolder(path: Path, masks: Path | None = None, spec: str = "") -> Dataset:
+def imagefolder(
+    path: Path, masks: Path | None = None, spec: str = "", classes: str | None = None
+) -> Dataset:
     """Images sorted into class folders: ``path/<class>/*`` or ``path/train/<class>/*`` with
     ``path/val/<class>/*`` and/or ``path/test/<class>/*``.
 
     With one folder of classes the train/test split is made by a hash of each file's relative
     path. Beside ``train/``, a lone ``val/`` or ``test/`` is the test split; with both,
     ``val/`` is the ``val`` split and ``test/`` the ``test`` split. Class folders named by
-    ImageNet synset ids get ImageNet-1k label indices.
+    ImageNet synset ids get ImageNet-1k label indices; with ``classes=present`` (ImageNet-R,
+    ImageNet-A: 200 wnid folders) a 1000-way head predicts among the present classes only.
     """
+    if classes not in (None, "present"):
+        raise DataError(
+            f"imagefolder option classes={classes!r}: the only value is 'present' (a 1000-way "
+            "head predicts among the classes that have folders, as ImageNet-R/A are scored)"
+        )
     layout = (
         "path/<class>/<image files> or path/train/<class>/... plus path/val/<class>/... "
         "and/or path/test/<class>/..."
@@ -251,13 +259,21 @@ def imagefolder(path: Path, masks: Path | None = None, spec: str = "") -> Datase
     # Every split is listed first so labels come from the union of their class folders.
     per_split = {name: _class_files(folder, layout) for name, folder in split_dirs.items()}
     names = sorted({cls for files in per_split.values() for cls in files})
+    head_subset: tuple[int, ...] | None = None
     if all(_WNID.fullmatch(name) for name in names):
         label_of = _wnid_labels(names, path)
-        classes: tuple[str, ...] = imagenet_wnids()
+        class_names: tuple[str, ...] = imagenet_wnids()
         label_space: str | None = IMAGENET_LABEL_SPACE
+        if classes == "present":
+            head_subset = tuple(sorted(label_of[name] for name in names))
+    elif classes == "present":
+        raise DataError(
+            f"imagefolder {path}: classes=present needs ImageNet wnid class folders "
+            f"(n01440764, ...), but found {', '.join(names[:3])}"
+        )
     else:
         label_of = {name: i for i, name in enumerate(names)}
-        classes = tuple(names)
+        class_names = tuple(names)
         label_space = None
 
     all_images: list[Path] = []
@@ -295,7 +311,8 @@ def imagefolder(path: Path, masks: Path | None = None, spec: str = "") -> Datase
         how = " and ".join(f"{folder.name}/" for folder in split_dirs.values()) + " as given"
     return Dataset(
         spec=spec or f"imagefolder:{path}",
-        classes=classes,
+        classes=class_names,
+        head_subset=head_subset,
         splits=splits,
         fingerprint=fingerprint,
         has_masks=mask_root is not None,

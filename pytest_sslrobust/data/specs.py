@@ -59,7 +59,9 @@ def load_dataset(text: str) -> Dataset:
     from pytest_sslrobust.data import sources
 
     if spec.scheme == "imagefolder":
-        return sources.imagefolder(path, masks=options.get("masks"), spec=text)
+        return sources.imagefolder(
+            path, masks=options.get("masks"), spec=text, classes=options.get("classes")
+        )
     if spec.scheme == "imagenet-c":
         return sources.imagenet_c(path, clean=options["clean"], spec=text)
     if spec.scheme == "hf":
