@@ -287,7 +287,12 @@ class Readout:
             from pytest_sslrobust.metrics.readouts import fit_linear_probe
 
             assert train is not None
-            self._probe = fit_linear_probe(train.features, train.labels, C=self.probe_c)
+            self._probe = fit_linear_probe(
+                train.features,
+                train.labels,
+                C=self.probe_c,
+                backend=probe_backend(train.features),
+            )
         if self.save_probe is not None and not self._saved:
             from pytest_sslrobust.heads import save_probe
 
@@ -304,6 +309,14 @@ class Readout:
             )
         probe = self._fitted_probe(None if self.head_file is not None else train)
         return np.asarray(probe.predict(features.features), dtype=np.int64)
+
+
+def probe_backend(features: torch.Tensor) -> str:
+    """Where a probe is fitted: where the features are. On a GPU the torch solver (the same
+    objective as scikit-learn's; ``benchmarks/bench_probe.py`` measures their agreement), on
+    the CPU scikit-learn. The features' device is in their cache key, so the predictions of
+    the two backends never share an entry."""
+    return "sklearn" if features.device.type == "cpu" else "torch"
 
 
 def relabelled(train: FeatureSet, source: Any, target: Any) -> FeatureSet:

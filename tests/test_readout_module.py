@@ -74,3 +74,14 @@ def test_module_in_float64_is_float64():
     with torch.no_grad():
         logits = layer(torch.as_tensor(x, dtype=torch.float64))
     np.testing.assert_allclose(logits.numpy(), probe.decision_function(x), rtol=1e-10, atol=1e-9)
+
+
+def test_the_probe_is_fitted_where_the_features_are():
+    from types import SimpleNamespace
+
+    from pytest_sslrobust.evaluate import probe_backend
+
+    assert probe_backend(torch.zeros(2, 3)) == "sklearn"
+    on_gpu = SimpleNamespace(device=torch.device("cuda", 0))
+    assert probe_backend(on_gpu) == "torch"  # type: ignore[arg-type]
+    assert probe_backend(SimpleNamespace(device=torch.device("mps"))) == "torch"  # type: ignore[arg-type]
