@@ -74,3 +74,23 @@ def test_a_contract_contradicting_the_table_is_refused() -> None:
             "assert_x", metric="mce", shown="mCE", value=1.0, better="higher", label="x",
             decimals=1, high=2.0,
         )  # fmt: skip
+
+
+def test_the_schema_doc_lists_every_metric_as_the_table_says():
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "results-schema.md").read_text()
+    rows = {
+        line.split("|")[1].strip().strip("`"): [cell.strip() for cell in line.split("|")[2:6]]
+        for line in doc.split("## Built-in metrics", 1)[1].split("\n## ", 1)[0].splitlines()
+        if line.startswith("| `")
+    }
+    assert rows == {
+        name: [fact.display, fact.direction, fact.unit, str(fact.decimals)]
+        for name, fact in METRICS.items()
+    }
+
+
+def test_the_report_titles_a_metric_from_the_table():
+    from pytest_sslrobust.report.sections.contracts import metric_title
+
+    assert metric_title("mce") == "mCE: lower is better, a percent"
+    assert metric_title("my_metric") == "a metric of the test's own"

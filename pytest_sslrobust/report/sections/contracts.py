@@ -79,6 +79,17 @@ def _interval_title(result: ContractRow) -> str:
     )
 
 
+def metric_title(metric: str) -> str:
+    """What the metric facts table says of a built-in metric: its display name, which way is
+    better and what a value counts (an own metric has none)."""
+    from pytest_sslrobust.contracts.facts import METRICS
+
+    fact = METRICS.get(metric)
+    if fact is None:
+        return "a metric of the test's own"
+    return f"{fact.display}: {fact.direction} is better, a {fact.unit}"
+
+
 def _row(number_: int, result: ContractRow, interval_title: str) -> dict[str, Any]:
     interval = result.interval
     return {
@@ -87,6 +98,7 @@ def _row(number_: int, result: ContractRow, interval_title: str) -> dict[str, An
         "test": result.test,
         "label": result.label,
         "metric": result.metric,
+        "metric_title": metric_title(result.metric),
         "model": result.model,
         "value": format_number(result.value) + (f" {result.unit}" if result.unit else ""),
         "value_sort": sort_key(result.value),
