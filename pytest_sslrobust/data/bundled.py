@@ -120,8 +120,6 @@ def backgrounds(names: tuple[str, ...] = _PHOTOS) -> tuple[np.ndarray, ...]:
     return tuple(photos)
 
 
-
-
 def _item_rng(name: str, item_id: str) -> np.random.Generator:
     """The item's own random generator: the same draws in any process and order."""
     return np.random.default_rng(int(stable_hash(name, item_id)[:16], 16))
