@@ -152,6 +152,9 @@ class Readout:
             # Recorded only when used, so readouts fitted as before keep their keys.
             if self.train_store is not store:
                 self.params["train_data"] = self.train_store.dataset.spec
+                train_space = self.train_store.dataset.label_space
+                if label_map(train_space, dataset.label_space) is not None:
+                    self.params["train_label_map"] = f"{train_space}->{dataset.label_space}"
             if train_per_class is not None:
                 self.params["train_per_class"] = train_per_class
         self.probe_c, self.knn_k = probe_c, knn_k
@@ -322,9 +325,29 @@ def probe_backend(features: torch.Tensor) -> str:
 def relabelled(train: FeatureSet, source: Any, target: Any) -> FeatureSet:
     """``train`` (features of ``source`` data) with its labels in ``target``'s label space,
     matched by class identity (ImageNet wnids, class names), never by index. A class of the
-    training images that the target data does not have is refused, naming it."""
+    training images that the target data does not have is refused, naming it. Where a label
+    space maps onto the target's (ImageNet-1k training images for ImageNet-9), labels go
+    through that table and images of classes outside it are left out of the fit."""
     import dataclasses
 
+    table = label_map(source.label_space, target.label_space)
+    if table is not None:
+        mapped = np.asarray(table, dtype=np.int64)[train.labels.numpy()]
+        keep = np.flatnonzero(mapped >= 0)
+        if keep.size == 0:
+            raise ValueError(
+                f"none of the train data {source.spec}'s images is of a class that maps onto "
+                f"{target.spec} ({source.label_space} -> {target.label_space})"
+            )
+        rows = torch.as_tensor(keep)
+        return dataclasses.replace(
+            train,
+            features=train.features[rows.to(train.features.device)],
+            logits=None if train.logits is None else train.logits[rows.to(train.logits.device)],
+            labels=torch.as_tensor(mapped[keep]),
+            ids=tuple(train.ids[i] for i in keep),
+            ssim=None if train.ssim is None else train.ssim[rows.to(train.ssim.device)],
+        )
     position = {name: i for i, name in enumerate(target.classes)}
     present = sorted(set(train.labels.tolist()))
     names = {label: source.classes[label] for label in present}

@@ -113,3 +113,25 @@ def test_imagenet_r_style_subset_restricts_a_1000_way_head(tmp_path: Path) -> No
         load_dataset(f"imagefolder:{tmp_path / 'plain'},classes=present")
     with pytest.raises(DataError, match="the only value is 'present'"):
         load_dataset(f"imagefolder:{tmp_path / 'r'},classes=all")
+
+
+def test_imagenet_training_images_fit_a_nine_way_probe_for_imagenet_9() -> None:
+    from pytest_sslrobust.evaluate import relabelled
+    from pytest_sslrobust.features.store import FeatureSet
+
+    # ImageNet labels 151 (a dog), 7 (a bird), 500 (no superclass), 0 (a fish)
+    train = FeatureSet(
+        features=torch.arange(8.0).reshape(4, 2),
+        logits=None,
+        labels=torch.tensor([151, 7, 500, 0]),
+        ids=("a", "b", "c", "d"),
+        split="train",
+        variant="original",
+        key="k",
+        protocol={"data": "imagefolder:x"},
+    )
+    source = SimpleNamespace(label_space=IMAGENET_1K, spec="imagefolder:x", classes=())
+    target = SimpleNamespace(label_space=IMAGENET_9, spec="in9:y", classes=())
+    fitted_on = relabelled(train, source, target)
+    assert fitted_on.labels.tolist() == [0, 1, 8] and fitted_on.ids == ("a", "b", "d")
+    assert fitted_on.features.tolist() == [[0.0, 1.0], [2.0, 3.0], [6.0, 7.0]]
