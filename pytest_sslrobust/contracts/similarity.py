@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -9,6 +10,7 @@ from pytest_sslrobust.contracts.decision import conclude
 from pytest_sslrobust.contracts.inputs import features_of, protocol_of
 from pytest_sslrobust.features.store import FeatureSet
 from pytest_sslrobust.metrics import _checks
+from pytest_sslrobust.metrics.cca import CCAValue
 from pytest_sslrobust.metrics.similarity import cca_mean, cca_r2, debiased_cka, linear_cka, rbf_cka
 from pytest_sslrobust.metrics.statistics import cka_interval
 from pytest_sslrobust.results import ContractResult, run_seed
@@ -22,7 +24,7 @@ _CKA_KERNELS: dict[str, Callable[[Any, Any], float]] = {
 }
 
 
-_CCA_KINDS: dict[str, Callable[[Any, Any], float]] = {"r2": cca_r2, "mean": cca_mean}
+_CCA_KINDS: dict[str, Callable[..., CCAValue]] = {"r2": cca_r2, "mean": cca_mean}
 
 
 _CCA_SHOWN = {"r2": "CCA R^2", "mean": "mean CCA"}
@@ -36,6 +38,7 @@ def _similarity(
     high: float,
     *,
     fn: Callable[[Any, Any], float],
+    metric_name: str,
     metric: str,
     shown: str,
     label: str | None,
@@ -54,13 +57,23 @@ def _similarity(
             a, b, fn, resamples=resamples, confidence=level, seed=run_seed(seed)
         )
     n = int(_checks.as_tensor(a, "x").shape[0])
-    rows = [("n", str(n), "", "", ""), ("metric", fn.__name__, "", "", "")]
+    dims = value if isinstance(value, CCAValue) else None
+    rows = [("n", str(n), "", "", ""), ("metric", metric_name, "", "", "")]
+    notes = [] if dims is None or not dims.reduced else [dims.statement()]
     details: list[dict[str, Any]] = []
-    for name, value_in in (("x", x), ("y", y)):
+    for index, (name, value_in) in enumerate((("x", x), ("y", y))):
+        detail: dict[str, Any] = {"item": name}
         if isinstance(value_in, FeatureSet):
             backbone = value_in.protocol.get("backbone", "?")
             rows.append((name, f"{backbone} / {value_in.variant}", "", "", ""))
-            details.append({"item": name, "backbone": backbone, "variant": value_in.variant})
+            detail.update(backbone=backbone, variant=value_in.variant)
+        if dims is not None:
+            width, kept = dims.widths[index], dims.kept[index]
+            shown_dims = str(kept) if kept == width else f"{kept} of {width} (reduced)"
+            rows.append((f"{name} dims", shown_dims, "", "", ""))
+            detail.update(width=width, kept=kept, reduced=kept != width)
+        if len(detail) > 1:
+            details.append(detail)
     return conclude(
         helper,
         metric=metric,
@@ -74,6 +87,7 @@ def _similarity(
         interval=interval,
         context=f"n={n}",
         rows=rows,
+        notes=notes,
         protocol=protocol_of(x, y),
         details=details,
     )
@@ -115,6 +129,7 @@ def assert_cka_between(
         low,
         high,
         fn=_CKA_KERNELS[kernel],
+        metric_name=_CKA_KERNELS[kernel].__name__,
         metric="cka",
         shown=f"{kernel} CKA",
         label=label,
@@ -131,6 +146,7 @@ def assert_cca_between(
     high: float,
     *,
     kind: str = "r2",
+    reduce: str = "auto",
     label: str | None = None,
     confidence: float | None = None,
     resamples: int = 1000,
@@ -144,6 +160,13 @@ def assert_cca_between(
         low: the smallest acceptable value.
         high: the largest acceptable value.
         kind: ``"r2"`` (mean squared canonical correlation) or ``"mean"``.
+        reduce: ``"auto"`` (default) reduces a side wider than ``max(4, (n - 1) // 10)``
+            directions to its top principal directions, SVCCA-style, so that small n does
+            not make unrelated features look similar; ``"refuse"`` raises a ValueError
+            instead, ``"none"`` uses every direction (see
+            :func:`pytest_sslrobust.metrics.cca.cca_r2`). The directions kept per side are
+            in the result's details and the failure table, and a reduction is stated in
+            the failure message.
         label: tells several results of one test apart (default ``"cca"``).
         confidence: e.g. 0.95 to require the whole bootstrap interval inside [low, high].
         resamples: bootstrap resamples.
@@ -158,7 +181,8 @@ def assert_cca_between(
         y,
         low,
         high,
-        fn=_CCA_KINDS[kind],
+        fn=functools.partial(_CCA_KINDS[kind], reduce=reduce),
+        metric_name=_CCA_KINDS[kind].__name__,
         metric="cca",
         shown=_CCA_SHOWN[kind],
         label=label,

@@ -12,9 +12,14 @@ import torch
 from pytest_sslrobust.metrics._checks import ArrayLike, as_tensor, features
 
 __all__ = [
+    "CCA_MIN_KEPT",
     "CCA_REASON",
+    "CCA_REDUCE",
+    "CCA_REDUCE_KEEP",
+    "CCA_SAMPLES_PER_DIM",
     "MIN_SAMPLES",
     "UNBIASED_MIN_ROWS",
+    "cca_width_limit",
     "centred_unit",
     "enough_samples",
     "exponent",
@@ -55,6 +60,27 @@ CCA_REASON = (
     "centred data live in n - 1 dimensions, so column spaces with rank(x) + rank(y) > n - 1 "
     "share a direction and canonical correlations of 1 appear whatever the features"
 )
+
+# Small n relative to the widths biases CCA towards 1 long before the hard bound above: for
+# independent features, sum(rho_i^2) = trace(Px Py) of two projections of ranks kx and ky
+# in the n - 1 centred dimensions, whose expectation is kx ky / (n - 1), so the chance level
+# of R^2_CCA is max(kx, ky) / (n - 1) (measured: 0.50 at n = 401 with 200 + 200 dims).
+# The CCA family therefore asks for n - 1 >= 10 max(kx, ky), a chance-level R^2 of at most
+# 0.1, and by default reduces a wider side to that many top principal directions (fewer
+# when 99% of its variance lies in fewer, as in SVCCA). Sides of at most CCA_MIN_KEPT
+# directions are never reduced: there the directions are the signal, not a tail of noise,
+# and only the hard bound guards them.
+CCA_SAMPLES_PER_DIM = 10
+CCA_MIN_KEPT = 4
+CCA_REDUCE_KEEP = 0.99
+CCA_REDUCE = ("auto", "refuse", "none")
+
+
+def cca_width_limit(n: int) -> int:
+    """The most directions per side the CCA family uses at ``n`` samples without reducing:
+    ``(n - 1) // CCA_SAMPLES_PER_DIM`` (chance-level R^2 at most 0.1), at least
+    ``CCA_MIN_KEPT``."""
+    return max(CCA_MIN_KEPT, (n - 1) // CCA_SAMPLES_PER_DIM)
 
 
 def native(value: ArrayLike, name: str, *, min_rows: int) -> torch.Tensor:
