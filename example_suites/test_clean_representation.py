@@ -40,7 +40,8 @@ def test_linear_probe_beats_chance_clearly(sslrobust):
 
 def test_preview_of_the_alterations(sslrobust):
     """What the model sees: one test image clean and altered, for the report's grid."""
-    sslrobust.report.preview(["gaussian_noise-s3", "fog-s3", "center", "border", "foreground"])
+    masked = ["foreground"] if sslrobust.dataset.has_masks or sslrobust.settings.segmenter else []
+    sslrobust.report.preview(["gaussian_noise-s3", "fog-s3", "center", "border", *masked])
     grid, ids = sslrobust.preview(["gaussian_noise-s3", "center"])
     assert ids == ["original", "gaussian_noise-s3", "center-r0.50"] and grid.ndim == 3
 

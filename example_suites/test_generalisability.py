@@ -109,8 +109,11 @@ def test_evidence_sits_on_the_object(sslrobust):
 
 
 def _logits_and_labels(sslrobust):
-    head, _ = sslrobust.readout("linear-probe").head_module()
+    """The probe's logits on the clean test split and each image's column (labels need not
+    be 0..k-1: ImageNet wnids, a subset of CIFAR's classes)."""
+    readout = sslrobust.readout("linear-probe")
+    head, _ = readout.head_module()
     test = sslrobust.features("original", split="test")
     with torch.no_grad():
         logits = head(test.features.to(next(head.parameters()).device).float())
-    return logits.cpu(), test.labels
+    return logits.cpu(), torch.as_tensor(readout.columns(test.labels.numpy()))

@@ -199,7 +199,10 @@ class SslRobust:
         from pytest_sslrobust.evaluate import Readout
 
         train_store = None
-        if self.settings.train_data and train_split == "train" and self._run is not None:
+        # The train data stands in for the run's own data (--sslrobust-data), not for other
+        # data a test reads (a far target through with_data, a marker's data=).
+        own_data = self.dataset.spec == self.settings.data
+        if self.settings.train_data and train_split == "train" and own_data and self._run is not None:
             with _explained():
                 train_data = self._run.dataset(self.settings.train_data)
             train_store = self._run.store(self.backbone, train_data)
