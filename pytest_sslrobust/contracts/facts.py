@@ -1,9 +1,10 @@
 """One table of metric facts: name, direction, unit, display name, decimals.
 
-Contracts record results with the direction given here (``_conclude`` refuses a contract
-that disagrees), baselines derive ``KNOWN_DIRECTIONS`` from it to check the signs of
-tolerances, and ``tests/test_metric_facts.py`` fails when a contract records a metric the
-table lacks. Standard library only.
+Contracts record results with the direction given here (``contracts.decision.conclude``
+refuses a contract that disagrees), baselines derive ``KNOWN_DIRECTIONS`` from it to check
+the signs of tolerances, the report titles metrics with it, ``docs/results-schema.md`` lists
+it, and ``tests/test_metric_facts.py`` fails when a contract records a metric the table lacks
+or the doc drifts. Standard library only.
 """
 
 from __future__ import annotations
