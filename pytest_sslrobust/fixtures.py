@@ -202,7 +202,12 @@ class SslRobust:
         # The train data stands in for the run's own data (--sslrobust-data), not for other
         # data a test reads (a far target through with_data, a marker's data=).
         own_data = self.dataset.spec == self.settings.data
-        if self.settings.train_data and train_split == "train" and own_data and self._run is not None:
+        if (
+            self.settings.train_data
+            and train_split == "train"
+            and own_data
+            and self._run is not None
+        ):
             with _explained():
                 train_data = self._run.dataset(self.settings.train_data)
             train_store = self._run.store(self.backbone, train_data)
