@@ -126,6 +126,7 @@ class SslRobust:
         self.store = store
         self.options = options if options is not None else MarkerOptions()
         self._run = run
+        self.train_data_applies = True
 
     def with_model(self, spec: str) -> SslRobust:
         """The same data and marker seen through another backbone (a reference model for
@@ -147,7 +148,9 @@ class SslRobust:
         except argparse.ArgumentTypeError as exc:
             fail_explained(f"sslrobust: with_data: {exc}")
         store = self._run.store(self.backbone, self._run.dataset(spec))
-        return SslRobust(self.settings, store, self.options, self._run)
+        other = SslRobust(self.settings, store, self.options, self._run)
+        other.train_data_applies = False  # another dataset fits on its own train split
+        return other
 
     @property
     def backbone(self) -> Backbone:
@@ -199,13 +202,12 @@ class SslRobust:
         from pytest_sslrobust.evaluate import Readout
 
         train_store = None
-        # The train data stands in for the run's own data (--sslrobust-data), not for other
-        # data a test reads (a far target through with_data, a marker's data=).
-        own_data = self.dataset.spec == self.settings.data
+        # The train data stands in for the test's data (the run's, an overridden fixture's,
+        # a marker's), not for other data the test reads through with_data (a far target).
         if (
             self.settings.train_data
             and train_split == "train"
-            and own_data
+            and self.train_data_applies
             and self._run is not None
         ):
             with _explained():

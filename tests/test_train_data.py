@@ -137,3 +137,20 @@ def test_per_class_indices_are_stratified_deterministic_and_bounded() -> None:
     order = np.random.default_rng(0).permutation(len(labels))
     again = per_class_indices(labels[order], [ids[i] for i in order], 4, seed=0)
     assert sorted(ids[order[i]] for i in again) == sorted(ids[i] for i in picked)
+
+
+def test_other_data_read_through_with_data_fits_on_its_own_split(
+    project: pytest.Pytester,
+) -> None:
+    write_folder(project.path / "train-images" / "train", {"automobile": 3, "cat": 3})
+    write_folder(project.path / "train-images" / "val", {"automobile": 1, "cat": 1})
+    project.makepyfile(
+        test_far="""
+        def test_far(sslrobust):
+            assert "train_data" in sslrobust.readout("linear-probe").params
+            far = sslrobust.with_data("bundled:textured-shapes")
+            assert "train_data" not in far.readout("linear-probe").params
+        """
+    )
+    result = run(project, f"--sslrobust-train-data=imagefolder:{project.path / 'train-images'}")
+    result.assert_outcomes(passed=2)
