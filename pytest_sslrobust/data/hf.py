@@ -136,9 +136,8 @@ def _column(table: Any, wanted: str | None, candidates: tuple[str, ...], kind: s
             raise DataError(f"hf: no column {wanted!r}; columns: {', '.join(names)}")
         return wanted
     features = getattr(table, "features", {}) or {}
-    typed = [n for n in names if type(features.get(n)).__name__ == {"image": "Image"}.get(kind, "")]
-    if kind == "label":
-        typed = [n for n in names if type(features.get(n)).__name__ == "ClassLabel"]
+    feature_type = {"image": "Image", "label": "ClassLabel"}[kind]
+    typed = [n for n in names if type(features.get(n)).__name__ == feature_type]
     for name in [*typed, *candidates]:
         if name in names:
             return name
