@@ -429,4 +429,5 @@ def corruption_errors(
         reader.predict(clean),
         readout=reader.kind,
         protocol=protocol,
+        ids=clean.ids,
     )

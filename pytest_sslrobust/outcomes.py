@@ -345,9 +345,11 @@ def paired_difference(
     sign = 1.0 if better == "lower" else -1.0
     old_parts = {part.name: part for part in baseline.parts}
     groups: dict[str, np.ndarray] = {}
+    counterpart: dict[str, str] = {}
     changes = []
     for new in current.parts:
         old = old_parts[new.name]
+        counterpart[new.image_set] = old.image_set
         moved = new.values.astype(np.float64) - old.values.astype(np.float64)
         groups[new.image_set] = groups.get(new.image_set, 0.0) + new.weight * moved
         lost = gained = None
@@ -380,7 +382,8 @@ def paired_difference(
         per_image = sign * np.asarray(difference, np.float64)
         worsened += int(np.count_nonzero(per_image > 1e-12))
         improved += int(np.count_nonzero(per_image < -1e-12))
-        ids = current.sets[name].ids
+        # Either side's ids name the images (the digests say they are the same ones).
+        ids = current.sets[name].ids or baseline.sets[counterpart[name]].ids
         if ids is not None:
             order = np.argsort(-per_image, kind="stable")[:NAMED]
             ranked += [(float(per_image[i]), int(i), ids[i]) for i in order if per_image[i] > 1e-12]

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-SCHEMA_VERSION = 2
-# Baselines of these versions are still read (version 1 results carry no model_id/measure).
-READABLE_SCHEMA_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+# Baselines of these versions are still read (version 1 results carry no model_id/measure;
+# version 2 stores per-image outcomes only for single accuracies, as {"correct", "n"}).
+READABLE_SCHEMA_VERSIONS = (1, 2, 3)
 PROPERTY = "sslrobust"
 BETTER = ("lower", "higher", "none")
 
@@ -48,8 +49,9 @@ class ContractResult:
     the decision used). ``label`` tells several results of one test apart. ``model_id`` is
     the id the test was parametrized with (``release-1.4`` in ``test_x[release-1.4]``) and
     ``measure`` the test id without it: what was measured, whichever model measured it.
-    ``outcomes`` holds per-image outcomes for paired comparisons: ``{"correct": packed, "n":
-    n}`` (``pytest_sslrobust.paired.pack_outcomes``) for a single accuracy.
+    ``outcomes`` holds per-image outcomes for paired comparisons, for every result that
+    decomposes over images: ``pytest_sslrobust.outcomes.Outcomes.to_dict`` (version 2
+    stored ``{"correct": packed, "n": n}`` for a single accuracy, still read).
     """
 
     test: str

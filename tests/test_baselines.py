@@ -519,7 +519,8 @@ def test_lines_put_regressions_first() -> None:
     assert comparison.summary() == "1 regression, 1 missing, 1 improved, 1 unchanged"
     lines = comparison.lines()
     assert lines[0].split() == ["status", "contract", "baseline", "now", "delta", "allowed", "note"]
-    assert lines[1].split() == ["regression", now[1].key, "42", "45", "+3", "+1"]
+    unpaired = "unpaired: mce results carry no per-image outcomes".split()
+    assert lines[1].split() == ["regression", now[1].key, "42", "45", "+3", "+1", *unpaired]
     assert lines[2].split() == [
         "missing",
         old[3].key,
@@ -548,7 +549,8 @@ def test_lines_truncate_long_keys_and_show_allowed_with_its_sign() -> None:
         parse_tolerances("cka:-0.02"),
     )
     header, line = comparison.lines(width=100)
-    status, key, old_value, now, delta, allowed = line.split()
+    status, key, old_value, now, delta, allowed, *note = line.split()
+    assert " ".join(note) == "unpaired: cka results carry no per-image outcomes"
     assert (status, old_value, now, delta, allowed) == (
         "regression",
         "0.9",
@@ -557,7 +559,8 @@ def test_lines_truncate_long_keys_and_show_allowed_with_its_sign() -> None:
         "-0.02",
     )
     assert key.startswith("...") and key.endswith("test_cka::cka")
-    assert len(line) <= 100 and len(header) <= 100
+    # The columns fit; the note is free text and runs on.
+    assert len(line.split("  unpaired:")[0]) <= 100 and len(header) <= 100
 
 
 def test_module_imports_no_torch() -> None:
@@ -661,10 +664,14 @@ def test_paired_bootstrap_is_seeded() -> None:
 def test_paired_rows_name_the_images_that_became_wrong() -> None:
     from pytest_sslrobust.paired import pack_ids
 
+    from pytest_sslrobust.outcomes import ids_digest
+
     ids = [f"img{i:04d}" for i in range(len(BASE))]
-    old = with_outcomes(BASE)
+    old = with_outcomes(BASE, digest=ids_digest(ids))  # a version 2 baseline's form
     old = dataclasses.replace(old, outcomes={**old.outcomes, "ids": pack_ids(ids)})
-    row = only_row(with_outcomes(flipped(BASE, 30, 0)), old, "accuracy:-0.0")
+    row = only_row(
+        with_outcomes(flipped(BASE, 30, 0), digest=ids_digest(ids)), old, "accuracy:-0.0"
+    )
     assert row.flipped == ("img0000", "img0001", "img0002", "img0003", "img0004")
     assert "(wrong now: img0000, img0001, img0002, img0003, img0004, ...)" in row.note
 

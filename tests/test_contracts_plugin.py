@@ -62,7 +62,7 @@ def test_summary_table_json_and_junit(pytester: pytest.Pytester):
         ]
     )
     document = json.loads((pytester.path / "out" / "results.json").read_text())
-    assert document["schema_version"] == 2 and "torch" in document["environment"]["versions"]
+    assert document["schema_version"] == 3 and "torch" in document["environment"]["versions"]
     by_label = {r["label"]: r for r in document["results"]}
     assert by_label["near"]["metric"] == "cka" and by_label["near"]["passed"] is True
     assert by_label["accuracy"]["passed"] is False and by_label["accuracy"]["value"] == 0.4

@@ -42,7 +42,13 @@ class ComparisonRow:
     """One contract result next to its baseline.
 
     ``delta`` is now minus baseline; ``allowed`` the absolute worsening the tolerance
-    permits (``None`` without a tolerance). ``status`` is one of :data:`STATUSES`.
+    permits (``None`` without a tolerance). ``status`` is one of :data:`STATUSES`. A
+    ``paired`` row was decided on the same images: ``interval`` is the paired bootstrap
+    interval of ``delta``, ``p_value`` that of a worsening beyond the tolerance by ``test``,
+    ``flipped`` the images that worsened most (for one accuracy: became wrong; ``lost`` and
+    ``gained`` count them), ``worst_parts`` the cells, classes or variants that did. An
+    unpaired row compared by value says why in ``unpaired`` (and in its note when it is
+    worse).
     """
 
     key: str
@@ -59,6 +65,10 @@ class ComparisonRow:
     lost: int | None = None
     gained: int | None = None
     flipped: tuple[str, ...] = ()
+    interval: tuple[float, float] | None = None
+    worst_parts: tuple[str, ...] = ()
+    test: str = ""
+    unpaired: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,65 +202,65 @@ def _same(same: bool) -> str:
 FLIPPED_SHOWN = 5
 
 
-def _paired_counts(
-    baseline: ContractResult, current: ContractResult
-) -> tuple[int, int, int, tuple[str, ...]] | None:
-    """``(lost, gained, n, lost ids)`` when both results carry per-image correctness of the
-    same images; the ids (the first few) only when the baseline stored them."""
-    from pytest_sslrobust.paired import unpack_ids, unpack_outcomes
+def _pairing(baseline: ContractResult, current: ContractResult) -> tuple[Any, Any] | str:
+    """Both results' per-image outcomes when they can be compared image by image, else why
+    not (the row says ``unpaired:`` and that reason)."""
+    from pytest_sslrobust.outcomes import Outcomes, unpaired_reason
 
-    old, new = baseline.outcomes, current.outcomes
-    if not isinstance(old, Mapping) or not isinstance(new, Mapping):
-        return None
-    digest = baseline.protocol.get("ids_digest")
-    if digest is None or digest != current.protocol.get("ids_digest"):
-        return None  # no proof that the images are the same ones, in the same order
-    try:
-        n = int(old["n"])
-        if n != int(new["n"]) or n < 1:
-            return None
-        before = unpack_outcomes(str(old["correct"]), (n,))
-        after = unpack_outcomes(str(new["correct"]), (n,))
-    except (KeyError, TypeError, ValueError):
-        return None
-    lost_mask = before & ~after
-    names: tuple[str, ...] = ()
-    if "ids" in old:
+    if current.outcomes is None and baseline.outcomes is None:
+        return f"{current.metric} results carry no per-image outcomes"
+    if baseline.outcomes is None:
+        return "the baseline stores no per-image outcomes (saved by an older version)"
+    if current.outcomes is None:
+        return "this run's result carries no per-image outcomes"
+    sides = []
+    for name, result in (("the baseline's", baseline), ("this run's", current)):
+        digest = result.protocol.get("ids_digest")
         try:
-            ids = unpack_ids(str(old["ids"]))
-        except ValueError:
-            ids = []
-        if len(ids) == n:
-            names = tuple(ids[i] for i in lost_mask.nonzero()[0][:FLIPPED_SHOWN])
-    return int(lost_mask.sum()), int((~before & after).sum()), n, names
+            outcomes = Outcomes.from_dict(
+                result.outcomes,  # type: ignore[arg-type]
+                digest=None if digest is None else str(digest),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            return f"{name} per-image outcomes cannot be read ({exc})"
+        if not outcomes.reproduces(result.value):
+            return f"{name} per-image outcomes give {outcomes.value():.6g}, not its value"
+        sides.append(outcomes)
+    reason = unpaired_reason(sides[0], sides[1])
+    return reason if reason is not None else (sides[0], sides[1])
 
 
 def _paired_row(
     common: dict[str, Any],
     worsening: float,
     allowed: float | None,
-    counts: tuple[int, int, int, tuple[str, ...]],
+    pairing: tuple[Any, Any],
     seed: int,
+    confidence: float,
 ) -> ComparisonRow:
-    """A paired accuracy row; ``compare`` turns its provisional regression into a decision."""
-    from pytest_sslrobust.paired import paired_worsening_p
+    """A paired row; ``compare`` turns its provisional regression into a decision."""
+    from pytest_sslrobust.outcomes import paired_difference
 
-    lost, gained, n, names = counts
-    note = f"paired: {lost} of {n} images became wrong, {gained} right"
-    if names:
-        note += f" (wrong now: {', '.join(names)}{', ...' if lost > len(names) else ''})"
+    before, after = pairing
+    paired = paired_difference(
+        before, after, better=common["better"], allowed=allowed, confidence=confidence, seed=seed
+    )
+    single = paired.parts[0] if len(paired.parts) == 1 else None
     fields = {
         **common,
         "allowed": allowed,
         "paired": True,
-        "lost": lost,
-        "gained": gained,
-        "flipped": names,
+        "lost": None if single is None else single.lost,
+        "gained": None if single is None else single.gained,
+        "flipped": paired.images,
+        "interval": (paired.low, paired.high),
+        "worst_parts": tuple(part.name for part in paired.parts if part.worsening > 0)[:3],
+        "test": paired.test,
     }
+    note = paired.describe()
     if allowed is None:
         status = "improved" if worsening < 0 else "unchanged" if worsening == 0 else "worse"
-        return ComparisonRow(**fields, status=status, note=note)
-    p = paired_worsening_p(lost, gained, n, allowed, seed=seed)
+        return ComparisonRow(**fields, status=status, note=f"{note}; no tolerance given")
     status = (
         "improved"
         if worsening < 0
@@ -260,7 +270,9 @@ def _paired_row(
         if _beyond(worsening, allowed)
         else "worse"
     )
-    return ComparisonRow(**fields, status=status, note=f"{note}; p={p:.3g}", p_value=p)
+    return ComparisonRow(
+        **fields, status=status, note=f"{note}; p={paired.p:.3g}", p_value=paired.p
+    )
 
 
 def _compare_pair(
@@ -268,6 +280,7 @@ def _compare_pair(
     current: ContractResult,
     tolerances: Mapping[str, Tolerance],
     seed: int = 0,
+    confidence: float = 0.95,
 ) -> ComparisonRow:
     tolerance = tolerances.get(current.metric, tolerances.get("*"))
     direction = next(
@@ -313,7 +326,7 @@ def _compare_pair(
                 "or sslrobust.predictions() to the contract"
             ),
         )
-    row = _decide(common, baseline, current, tolerance, direction, seed)
+    row = _decide(common, baseline, current, tolerance, direction, seed, confidence)
     if not baseline.protocol:
         # Neither side knows what produced it: the values are compared, and the row says so.
         return dataclasses.replace(row, note="; ".join(filter(None, [row.note, NO_PROTOCOL])))
@@ -327,6 +340,7 @@ def _decide(
     tolerance: Tolerance | None,
     direction: str,
     seed: int,
+    confidence: float,
 ) -> ComparisonRow:
     base, value, delta = common["baseline_value"], common["value"], common["delta"]
     if tolerance is not None and tolerance.better not in (None, direction):
@@ -351,9 +365,28 @@ def _decide(
     if direction == "none":
         return ComparisonRow(**common, allowed=allowed, status=_same(delta == 0))
     worsening = delta if direction == "lower" else -delta
-    counts = _paired_counts(baseline, current) if direction == "higher" else None
-    if counts is not None:
-        return _paired_row(common, worsening, allowed, counts, seed)
+    pairing = _pairing(baseline, current)
+    if not isinstance(pairing, str):
+        return _paired_row(common, worsening, allowed, pairing, seed, confidence)
+    row = dataclasses.replace(
+        _unpaired(common, current, worsening, allowed, direction), unpaired=pairing
+    )
+    if row.status not in ("worse", "regression"):
+        return row  # the reason is in the row (JSON, report); the terminal says it where it matters
+    return dataclasses.replace(
+        row, note="; ".join(filter(None, [row.note, f"unpaired: {pairing}"]))
+    )
+
+
+def _unpaired(
+    common: dict[str, Any],
+    current: ContractResult,
+    worsening: float,
+    allowed: float | None,
+    direction: str,
+) -> ComparisonRow:
+    """Today's rule, by value: the candidate's own interval end against the tolerance."""
+    base = common["baseline_value"]
     if worsening < 0:
         return ComparisonRow(**common, allowed=allowed, status="improved")
     if worsening == 0:
@@ -465,7 +498,7 @@ def compare(
                 key, result.metric, None, result.value, None, None, "new", "not in the baseline"
             )
         else:
-            row = _compare_pair(old, result, tolerances, seed)
+            row = _compare_pair(old, result, tolerances, seed, confidence)
             if old.key != key:
                 row = dataclasses.replace(
                     row, note="; ".join(filter(None, [row.note, f"baseline: {old.key}"]))

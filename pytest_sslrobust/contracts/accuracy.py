@@ -9,6 +9,11 @@ import numpy as np
 from pytest_sslrobust.contracts.decision import conclude
 from pytest_sslrobust.contracts.explain import fmt
 from pytest_sslrobust.contracts.inputs import protocol_of
+from pytest_sslrobust.contracts.recorded import (
+    balanced_outcomes,
+    correctness_outcomes,
+    drop_outcomes,
+)
 from pytest_sslrobust.features.store import FeatureSet
 from pytest_sslrobust.metrics import _checks
 from pytest_sslrobust.metrics.intervals import (
@@ -43,18 +48,6 @@ def _predicted(values: Any, name: str, n: int) -> np.ndarray:
             f"sslrobust.predictions(...) or the set's .logits"
         )
     return _checks.predicted_labels(values, name, n).cpu().numpy()
-
-
-def _correct_outcomes(correct: np.ndarray, labels: Any = None) -> dict[str, Any]:
-    """Per-image correctness as a baseline stores it, for paired comparisons; with the
-    item ids of a FeatureSet, so that a comparison can name the images that flipped."""
-    from pytest_sslrobust.paired import pack_ids, pack_outcomes
-
-    outcomes = {"correct": pack_outcomes(np.asarray(correct, np.bool_)), "n": int(correct.shape[0])}
-    ids = getattr(labels, "ids", None) if isinstance(labels, FeatureSet) else None
-    if ids is not None and len(ids) == correct.shape[0]:
-        outcomes["ids"] = pack_ids(list(ids))
-    return outcomes
 
 
 def _class_rows(
@@ -123,7 +116,7 @@ def assert_accuracy_above(
     rows, details = _class_rows(truth, correct, 4)
     return conclude(
         "assert_accuracy_above",
-        outcomes=_correct_outcomes(correct, labels),
+        outcomes=correctness_outcomes(correct, labels, predictions),
         metric="accuracy",
         shown="accuracy",
         value=value,
@@ -201,6 +194,7 @@ def assert_accuracy_drop_below(
     ]
     return conclude(
         "assert_accuracy_drop_below",
+        outcomes=drop_outcomes(right_clean, right_altered, labels, altered, clean),
         metric="accuracy_drop",
         shown="accuracy drop",
         value=value,
@@ -295,6 +289,7 @@ def assert_balanced_accuracy_above(
     rows, details = _class_rows(truth, correct, 4)
     return conclude(
         "assert_balanced_accuracy_above",
+        outcomes=balanced_outcomes(truth, correct, labels, result_or_predictions),
         shown="balanced accuracy",
         value=value,
         interval=interval,

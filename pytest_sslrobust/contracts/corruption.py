@@ -8,8 +8,16 @@ from typing import Any
 from pytest_sslrobust.contracts.decision import conclude
 from pytest_sslrobust.contracts.explain import fmt
 from pytest_sslrobust.contracts.inputs import protocol_of
+from pytest_sslrobust.contracts.recorded import corruption_outcomes
 from pytest_sslrobust.metrics import _checks
-from pytest_sslrobust.metrics.corruption import CorruptionErrors, ce, mce, relative_ce, relative_mce
+from pytest_sslrobust.metrics.corruption import (
+    CorruptionErrors,
+    ce,
+    mce,
+    reference_sums,
+    relative_ce,
+    relative_mce,
+)
 from pytest_sslrobust.metrics.intervals import relative_mce_interval
 from pytest_sslrobust.metrics.statistics import mce_interval
 from pytest_sslrobust.results import ContractResult, run_seed
@@ -111,8 +119,12 @@ def assert_mce_below(
             confidence=level,
             seed=run_seed(seed),
         )
+    outcomes = None
+    if isinstance(errors, CorruptionErrors):
+        outcomes = corruption_outcomes(errors, reference_sums(errors, reference))
     return conclude(
         "assert_mce_below",
+        outcomes=outcomes,
         metric="mce",
         shown="mCE",
         value=value,
@@ -178,8 +190,19 @@ def assert_relative_mce_below(
             confidence=level,
             seed=run_seed(seed),
         )
+    outcomes = None
+    if isinstance(errors, CorruptionErrors):
+        sums = reference_sums(
+            errors,
+            reference,
+            relative=True,
+            clean_error=clean_error,
+            reference_clean_error=reference_clean_error,
+        )
+        outcomes = corruption_outcomes(errors, sums, relative=True, clean_error=clean_error)
     return conclude(
         "assert_relative_mce_below",
+        outcomes=outcomes,
         metric="relative_mce",
         shown="relative mCE",
         value=value,

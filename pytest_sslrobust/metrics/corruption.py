@@ -28,6 +28,7 @@ __all__ = [
     "mean_accuracy",
     "mean_ssim",
     "reference_scores",
+    "reference_sums",
     "relative_mce",
     "unnormalised_mean_error",
 ]
@@ -96,6 +97,8 @@ class CorruptionErrors:
         correct: optional corruption name -> 0/1 array of shape (5, n), whether each image was
             classified correctly at each severity; needed for bootstrap intervals.
         clean_correct: optional 0/1 array of shape (n,) for the clean images.
+        ids: optional item ids of the n images, in order; a baseline comparison names the
+            images that changed by them.
 
     Example:
         >>> table = CorruptionErrors({"fog": (0.1, 0.2, 0.3, 0.4, 0.5)}, None, 100, "head",
@@ -113,6 +116,7 @@ class CorruptionErrors:
     protocol: Mapping[str, Any]
     correct: Mapping[str, np.ndarray] | None = None
     clean_correct: np.ndarray | None = None
+    ids: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.n, bool) or not isinstance(self.n, (int, np.integer)) or self.n < 1:
@@ -131,6 +135,10 @@ class CorruptionErrors:
                 f"{RELEASED_IMAGENET_C!r} or 'on-the-fly'), but got {self.protocol!r}"
             )
         object.__setattr__(self, "protocol", dict(self.protocol))
+        if self.ids is not None:
+            if len(self.ids) != self.n:
+                raise ValueError(f"Expected {self.n} item ids, but got {len(self.ids)}")
+            object.__setattr__(self, "ids", tuple(str(i) for i in self.ids))
         if self.correct is not None:
             object.__setattr__(self, "correct", self._checked_correct(self.correct))
         if self.clean_correct is not None:
@@ -177,6 +185,7 @@ class CorruptionErrors:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form; per-image correctness is stored as base64 packed bits."""
+        extra = {} if self.ids is None else {"ids": list(self.ids)}
         return {
             "errors": {name: list(rates) for name, rates in self.errors.items()},
             "clean_error": self.clean_error,
@@ -187,6 +196,7 @@ class CorruptionErrors:
             if self.correct is None
             else {name: _pack(array) for name, array in self.correct.items()},
             "clean_correct": None if self.clean_correct is None else _pack(self.clean_correct),
+            **extra,
         }
 
     @classmethod
@@ -211,6 +221,7 @@ class CorruptionErrors:
             if correct is None
             else {name: _unpack(packed) for name, packed in correct.items()},
             clean_correct=None if clean_correct is None else _unpack(clean_correct),
+            ids=None if data.get("ids") is None else tuple(data["ids"]),
         )
 
     def __eq__(self, other: object) -> bool:
@@ -451,16 +462,13 @@ def mce(errors: ErrorsLike, reference: ReferenceLike = "alexnet") -> float:
     return math.fsum(ratios.values()) / len(COMMON)
 
 
-def relative_ce(
+def _relative_inputs(
     errors: ErrorsLike,
-    clean_error: float | None = None,
-    reference: ReferenceLike = "alexnet",
-    reference_clean_error: float | None = None,
-) -> dict[str, float]:
-    """Relative CE per common corruption, in percent (the terms :func:`relative_mce` averages).
-
-    Arguments and protocol rules are those of :func:`relative_mce`.
-    """
+    clean_error: float | None,
+    reference: ReferenceLike,
+    reference_clean_error: float | None,
+) -> tuple[dict[str, tuple[float, ...]], dict[str, tuple[float, ...]], float, float]:
+    """The tables and clean errors relative CE is computed from, after the protocol rules."""
     table = _rates_table(errors, "errors")
     _require(table, COMMON, "errors")
     if clean_error is None and isinstance(errors, CorruptionErrors):
@@ -486,6 +494,44 @@ def relative_ce(
                 "reference, but got None"
             )
         reference_clean = _rate(chosen, "reference_clean_error")
+    return table, reference_table, clean, reference_clean
+
+
+def reference_sums(
+    errors: ErrorsLike,
+    reference: ReferenceLike = "alexnet",
+    *,
+    relative: bool = False,
+    clean_error: float | None = None,
+    reference_clean_error: float | None = None,
+) -> dict[str, float]:
+    """What each common corruption's summed error is divided by: ``sum_s E(ref, s, c)`` for
+    mCE, ``sum_s (E(ref, s, c) - E_clean(ref))`` for relative mCE (arguments and protocol
+    rules as in :func:`mce` / :func:`relative_mce`). A baseline comparison writes the mCE as
+    per-image terms weighted by these (``pytest_sslrobust.outcomes``)."""
+    if relative:
+        _, table, _, reference_clean = _relative_inputs(
+            errors, clean_error, reference, reference_clean_error
+        )
+    else:
+        table, reference_clean = reference_table_of(errors, reference)[0], 0.0
+        _require(table, COMMON, "the reference")
+    return {name: math.fsum(e - reference_clean for e in table[name]) for name in COMMON}
+
+
+def relative_ce(
+    errors: ErrorsLike,
+    clean_error: float | None = None,
+    reference: ReferenceLike = "alexnet",
+    reference_clean_error: float | None = None,
+) -> dict[str, float]:
+    """Relative CE per common corruption, in percent (the terms :func:`relative_mce` averages).
+
+    Arguments and protocol rules are those of :func:`relative_mce`.
+    """
+    table, reference_table, clean, reference_clean = _relative_inputs(
+        errors, clean_error, reference, reference_clean_error
+    )
     return _ce_ratios(table, reference_table, COMMON, clean, reference_clean)
 
 
@@ -579,6 +625,7 @@ def errors_from_predictions(
     *,
     readout: str = "head",
     protocol: Mapping[str, Any],
+    ids: Sequence[str] | None = None,
 ) -> CorruptionErrors:
     """Error rates and per-image correctness from predicted labels.
 
@@ -593,6 +640,7 @@ def errors_from_predictions(
         clean_predictions: optional predicted labels on the clean images, shape (n,).
         readout: how predictions were made (``"head"``, ``"linear-probe"``, ``"knn"``, ...).
         protocol: what produced the images; must contain ``"source"``.
+        ids: optional item ids of the images, in order.
 
     Returns:
         A CorruptionErrors with ``correct`` (and ``clean_correct``) filled in.
@@ -646,6 +694,7 @@ def errors_from_predictions(
         protocol=recorded,  # type: ignore[arg-type]
         correct=correct,
         clean_correct=clean_correct,
+        ids=None if ids is None else tuple(ids),
     )
 
 
