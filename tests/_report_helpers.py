@@ -350,6 +350,10 @@ def realistic_document() -> dict[str, Any]:
                 "allowed": 0.01 if status != "refused" else None,
                 "status": status,
                 "note": "protocol differs: readout knn != linear" if status == "refused" else "",
+                # A regression decided on the same images carries its paired evidence.
+                "paired": status == "regression",
+                "interval": [0.012, 0.034] if status == "regression" else None,
+                "p_value": 0.00042 if status == "regression" else None,
             }
         )
 

@@ -142,6 +142,10 @@ def test_comparison_highlights_regressions_and_refusals(page: Page) -> None:
     classes = [attrs.get("class", "") for attrs in table["row_attrs"][1:]]
     assert classes[:2] == ["alarm", "alarm"]
     assert "alarm" not in classes[2:]
+    # How each row was decided: the paired interval and p-value, else by value.
+    decided = table["rows"][0].index("decided")
+    assert table["rows"][1][decided] == "paired [+0.012, +0.034], p=0.00042"
+    assert {row[decided] for row in table["rows"][2:]} == {"by value"}
 
 
 def test_example_grid_inlines_every_thumbnail(document: dict[str, Any], page: Page) -> None:

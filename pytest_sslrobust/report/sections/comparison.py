@@ -30,6 +30,9 @@ class ComparisonRow:
     delta: Any
     allowed: Any
     note: str
+    paired: bool = False
+    interval: tuple[Any, Any] | None = None
+    p_value: Any = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ComparisonRow:
@@ -42,7 +45,29 @@ class ComparisonRow:
             delta=number(data.get("delta")),
             allowed=number(data.get("allowed")),
             note=str(data.get("note") or ""),
+            paired=data.get("paired") is True,
+            interval=_pair(data.get("interval")),
+            p_value=number(data.get("p_value")),
         )
+
+
+def _pair(value: Any) -> tuple[Any, Any] | None:
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return number(value[0]), number(value[1])
+    return None
+
+
+def _evidence(r: ComparisonRow) -> str:
+    """How the row was decided: the paired interval of the difference and the p-value."""
+    if not r.paired:
+        return "by value"
+    text = "paired"
+    if r.interval is not None:
+        low, high = (as_float(end) for end in r.interval)
+        if math.isfinite(low) and math.isfinite(high):
+            text += f" [{low:+.4g}, {high:+.4g}]"
+    p = as_float(r.p_value)
+    return f"{text}, p={p:.3g}" if math.isfinite(p) else text
 
 
 def _cells(r: ComparisonRow) -> list[Any]:
@@ -55,6 +80,7 @@ def _cells(r: ComparisonRow) -> list[Any]:
         format_number(r.value),
         f"{delta:+.4g}" if math.isfinite(delta) else format_number(r.delta),
         MISSING if r.allowed is None else format_number(r.allowed),
+        _evidence(r),
         r.note,
     ]
 
@@ -75,14 +101,29 @@ def render(document: ReportDocument) -> dict[str, Any] | None:
         f"{count} {status}"
         for status, count in sorted(counts.items(), key=lambda kv: order.get(kv[0], len(order)))
     )
-    columns = ["status", "contract", "metric", "baseline", "now", "delta", "allowed", "note"]
+    columns = [
+        "status",
+        "contract",
+        "metric",
+        "baseline",
+        "now",
+        "delta",
+        "allowed",
+        "decided",
+        "note",
+    ]
     blocks = [
         table(
             "Results against the baseline",
             columns,
             [row(_cells(r), cls="alarm" if r.status in ALARMING else "") for r in rows],
             numeric=(3, 4, 5, 6),
-            note="Regressions and refused comparisons first; delta is now minus baseline.",
+            note=(
+                "Regressions and refused comparisons first; delta is now minus baseline. "
+                "Paired rows were decided on the same images: the paired bootstrap interval "
+                "of delta and the p-value of a worsening beyond the tolerance (Holm across "
+                "the paired rows); other rows by value, the note says why."
+            ),
         )
     ]
     return {
