@@ -126,6 +126,12 @@ def test_several_passing_variants_record_the_worst():
         )
     assert result.passed and result.value == pytest.approx(0.8)
     assert results[0].details[1]["value"] == pytest.approx(0.8)
+    # The worst variant's per-image shifts are recorded for a paired baseline comparison.
+    from pytest_sslrobust.outcomes import Outcomes
+
+    outcomes = Outcomes.from_dict(result.outcomes)
+    assert [part.name for part in outcomes.parts] == ["variant b"]
+    assert outcomes.reproduces(result.value) and outcomes.parts[0].values[:2].min() > 0
 
 
 def test_topk_shift_measure():

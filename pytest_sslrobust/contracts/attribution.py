@@ -9,6 +9,7 @@ import numpy as np
 
 from pytest_sslrobust.contracts.decision import conclude, interval_record
 from pytest_sslrobust.contracts.explain import fmt, gap, required
+from pytest_sslrobust.contracts.recorded import mean_outcomes
 from pytest_sslrobust.metrics import _checks
 from pytest_sslrobust.metrics.intervals import mean_interval
 from pytest_sslrobust.metrics.statistics import Interval
@@ -143,6 +144,8 @@ def assert_focus_shift_below(
     shown = "rank shift" if measure == "rank_shift" else f"top-{top_k:g} shift"
     return conclude(
         "assert_focus_shift_below",
+        # The worst variant's per-image values: paired when both runs' worst is the same.
+        outcomes=mean_outcomes(values, sets[worst], name=f"variant {name}"),
         metric="focus_shift",
         shown=f"{shown} of {name}",
         value=float(values.mean()),
@@ -206,6 +209,8 @@ def assert_foreground_focus_above(
     name, values, note = per_set[worst]
     return conclude(
         "assert_foreground_focus_above",
+        # The worst variant's per-image values: paired when both runs' worst is the same.
+        outcomes=mean_outcomes(values, sets[worst], name=f"variant {name}"),
         metric="foreground_focus",
         shown=f"foreground focus of {name}",
         value=float(values.mean()),

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from pytest_sslrobust.features.store import FeatureSet
 from pytest_sslrobust.metrics.corruption import CorruptionErrors
 from pytest_sslrobust.outcomes import ImageSet, Outcomes, Part
 from pytest_sslrobust.vocabulary import COMMON
@@ -31,13 +30,13 @@ __all__ = [
 
 def images_of(n: int, *sources: Any) -> ImageSet:
     """The image set of ``n`` images named by the first source with ids of that length
-    (FeatureSet, CorruptionErrors), else with the ``ids_digest`` its protocol records."""
+    (FeatureSet, CorruptionErrors, AttributionSet), else with the ``ids_digest`` its
+    protocol records."""
     digest = None
     for source in sources:
         ids = getattr(source, "ids", None)
-        if isinstance(source, (FeatureSet, CorruptionErrors)) and ids is not None:
-            if len(ids) == n:
-                return ImageSet.of(n, ids)
+        if isinstance(ids, (tuple, list)) and len(ids) == n:
+            return ImageSet.of(n, ids)
         protocol = getattr(source, "protocol", None)
         if digest is None and isinstance(protocol, Mapping) and protocol.get("ids_digest"):
             digest = str(protocol["ids_digest"])
