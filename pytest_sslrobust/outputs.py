@@ -53,7 +53,8 @@ class JsonOutput:
         self.path = path
         self.collector = collector
 
-    @pytest.hookimpl(tryfirst=True)
+    # After the baseline gate, so that the document holds its comparison.
+    @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         document = self.collector.document()

@@ -339,6 +339,8 @@ class ResultCollector:
             "environment": environment(),
             # By test id (stable within a test): the same file with and without -n.
             "results": [result.to_dict() for result in sorted(self._results, key=lambda r: r.test)],
+            # With --sslrobust-compare: the compared rows (docs/results-schema.md).
+            **({"comparison": _json_safe(self._comparison)} if self._comparison else {}),
         }
 
     def summary_lines(self, width: int = 100) -> list[str]:
