@@ -662,9 +662,8 @@ def test_paired_bootstrap_is_seeded() -> None:
 
 
 def test_paired_rows_name_the_images_that_became_wrong() -> None:
-    from pytest_sslrobust.paired import pack_ids
-
     from pytest_sslrobust.outcomes import ids_digest
+    from pytest_sslrobust.paired import pack_ids
 
     ids = [f"img{i:04d}" for i in range(len(BASE))]
     old = with_outcomes(BASE, digest=ids_digest(ids))  # a version 2 baseline's form
