@@ -6,7 +6,7 @@ a release is right on it when a_ci + tau u_ci > 0, with u ~ N(0, 1) drawn afresh
 release (retraining noise). So two releases of equal quality agree on most images and
 differ on a few ("churn"), as retrained models do. A release with a true 1-point drop on
 one result is an unchanged release with 1% of the images (100 of 10,000) that result got
-right turned wrong.
+right turned wrong. ``--images`` changes the number of images (default 10,000).
 
 Rules, each deciding on the 50 results of a release against the previous release's:
 - paired gate: exact one-sided McNemar per result, Holm across the 50 at 1 - 0.95
@@ -72,11 +72,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rho", type=float, default=0.6, help="correlation of results")
     parser.add_argument("--tau", type=float, default=0.35, help="retraining noise")
+    parser.add_argument("--images", type=int, default=IMAGES, help="images per result")
     args = parser.parse_args()
+    images = args.images
     rng = np.random.default_rng(args.seed)
     started = time.perf_counter()
-    difficulty = rng.standard_normal(IMAGES)
-    own = rng.standard_normal((RESULTS, IMAGES))
+    difficulty = rng.standard_normal(images)
+    own = rng.standard_normal((RESULTS, images))
     margins = (1.35 + 2.0 * (args.rho * difficulty + np.sqrt(1 - args.rho**2) * own)).astype(
         np.float32
     )
@@ -84,7 +86,7 @@ def main() -> None:
     churn = float((first != second).mean())
     accuracy = float(first.mean())
     print(
-        f"model: {IMAGES} images, {RESULTS} results, mean accuracy {accuracy:.3f}, "
+        f"model: {images} images, {RESULTS} results, mean accuracy {accuracy:.3f}, "
         f"correlation of results {args.rho}, retraining noise tau {args.tau}: two "
         f"unchanged releases disagree on {100 * churn:.1f}% of image-results"
     )

@@ -47,6 +47,7 @@ __all__ = [
     "PartChange",
     "ids_digest",
     "paired_difference",
+    "similarity_difference",
     "unpaired_reason",
 ]
 
@@ -254,7 +255,9 @@ class PairedDifference:
     ``confidence``; ``p`` the p-value of "worse by more than the tolerance" (``None``
     without one), by ``test``. ``worsened``/``improved`` count images whose contribution
     moved the wrong/right way; ``images`` names those that worsened most, ``parts`` the
-    parts (cells, classes, variants) worst first.
+    parts (cells, classes, variants) worst first. A result that does not decompose over
+    images (CKA, CCA: recomputed on both runs' features) has no parts; ``basis`` says what
+    was resampled.
     """
 
     delta: float
@@ -268,11 +271,14 @@ class PairedDifference:
     improved: int
     parts: tuple[PartChange, ...]
     images: tuple[str, ...]
+    basis: str = ""
 
     def describe(self) -> str:
         """The row note: what changed, on how many images, and which."""
         level = f"{100 * self.confidence:g}%"
         interval = f"difference {self.delta:+.4g}, {level} paired interval [{self.low:+.4g}, {self.high:+.4g}]"
+        if not self.parts:
+            return f"paired: {self.basis}; {interval}"
         if len(self.parts) == 1 and self.parts[0].lost is not None:
             part = self.parts[0]
             text = f"paired: {part.lost} of {self.n} images became wrong, {part.gained} right"
@@ -318,6 +324,12 @@ def unpaired_reason(baseline: Outcomes, current: Outcomes) -> str | None:
     if not math.isclose(baseline.offset, current.offset, rel_tol=1e-9, abs_tol=1e-12):
         return "the outcomes' offsets differ (another reference)"
     return None
+
+
+def _worse_p(worsening: np.ndarray, allowed: float) -> float:
+    """The bootstrap p-value of "worse by more than ``allowed``": the share of resampled
+    worsenings within it, with the usual +1 (never 0)."""
+    return float((1 + np.count_nonzero(worsening <= allowed)) / (len(worsening) + 1))
 
 
 def paired_difference(
@@ -375,7 +387,7 @@ def paired_difference(
                 p = mcnemar_worse(old, current.parts[0].values).p
                 test = "exact McNemar"
         else:
-            p = float((1 + np.count_nonzero(sign * sums <= allowed)) / (len(sums) + 1))
+            p = _worse_p(sign * sums, allowed)
     worsened = improved = 0
     ranked: list[tuple[float, int, str]] = []
     for name, difference in groups.items():
@@ -401,4 +413,51 @@ def paired_difference(
         improved=improved,
         parts=tuple(changes),
         images=tuple(name for _, _, name in ranked[:NAMED]),
+    )
+
+
+def similarity_difference(
+    baseline: tuple[Any, Any],
+    current: tuple[Any, Any],
+    measure: Any,
+    *,
+    better: str,
+    allowed: float | None,
+    confidence: float = 0.95,
+    seed: int = 0,
+    resamples: int = 1000,
+) -> PairedDifference:
+    """The change of a similarity (CKA, CCA) between two runs' features of the same images.
+
+    ``baseline`` and ``current`` are each run's ``(x, y)`` features, rows the same images in
+    the same order. The images are resampled once for both runs and ``measure`` recomputed
+    on each (:func:`pytest_sslrobust.metrics.statistics.cka_difference_resamples`); the
+    p-value of a worsening beyond ``allowed`` is the share of resamples whose worsening is
+    within it (with the usual +1).
+    """
+    from pytest_sslrobust.metrics.statistics import cka_difference_resamples
+
+    if better not in ("lower", "higher"):
+        raise ValueError(f"Expected better 'lower' or 'higher', but got {better!r}")
+    sign = 1.0 if better == "lower" else -1.0
+    delta, draws = cka_difference_resamples(
+        *current, *baseline, measure, resamples=resamples, seed=seed, confidence=confidence
+    )
+    tail = (1.0 - confidence) / 2.0
+    low, high = (float(q) for q in np.quantile(draws, [tail, 1.0 - tail]))
+    p = None if allowed is None else _worse_p(sign * draws, allowed)
+    n = int(current[0].shape[0])
+    return PairedDifference(
+        delta=delta,
+        low=low,
+        high=high,
+        confidence=confidence,
+        p=p,
+        test=f"paired bootstrap of the recomputed measure, {resamples} resamples, seed {seed}",
+        n=n,
+        worsened=0,
+        improved=0,
+        parts=(),
+        images=(),
+        basis=f"recomputed on both runs' cached features of the same {n} images",
     )

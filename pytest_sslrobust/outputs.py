@@ -36,7 +36,7 @@ def register_outputs(
     if settings.json is not None:
         manager.register(JsonOutput(settings.json, collector), OUTPUT_NAMES[0])
     if settings.save is not None or settings.compare is not None:
-        manager.register(BaselineGate(settings, collector), OUTPUT_NAMES[1])
+        manager.register(BaselineGate(settings, collector, run), OUTPUT_NAMES[1])
     if settings.report is not None and runs_tests:
         manager.register(HtmlReport(run, collector), OUTPUT_NAMES[2])
 
@@ -66,10 +66,21 @@ class BaselineGate:
     ``-missing``, ``-confidence``) and ``--sslrobust-baseline-update``; the comparison's
     lines go to the terminal summary through the collector."""
 
-    def __init__(self, settings: Settings, collector: ResultCollector) -> None:
+    def __init__(
+        self, settings: Settings, collector: ResultCollector, run: SslRobustRun | None = None
+    ) -> None:
         self.settings = settings
         self.collector = collector
+        self.run = run
         self.table: dict[str, Any] | None = None  # the compared rows, for the report
+
+    def _features(self, key: str) -> Any:
+        """A feature set's features from this run's cache (memory, then disk) by its key,
+        for CKA and CCA rows decided paired; ``None`` when it is not there."""
+        if self.run is None:
+            return None
+        tensors = self.run.cache.peek(key)
+        return None if tensors is None or "features" not in tensors else tensors["features"]
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         from pytest_sslrobust.baselines import BaselineError, save_baseline
@@ -112,6 +123,7 @@ class BaselineGate:
                 missing_fails=settings.compare_missing == "fail",
                 confidence=settings.compare_confidence,
                 seed=settings.seed,
+                features=self._features,
             )
         except BaselineError as exc:
             return [str(exc)], True

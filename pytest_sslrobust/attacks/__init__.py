@@ -118,6 +118,15 @@ def attack_result(
         device=torch.device("cpu"),
     )
     per_sample = tensors["per_sample"].numpy()
+    # What was attacked, as a contract's protocol: the clean set's, on the attacked images,
+    # with every attack setting (the readout's fitted layer differs between models, as
+    # their weights do, so it stays in the cache key only).
+    protocol = {
+        **clean.protocol,
+        "ids_digest": settings["ids_digest"],
+        "attack": {k: settings[k] for k in ("metric", "attack", "norm", "steps", "eps")},
+        "readout": settings["readout"],
+    }
     return AttackResult.of_outcomes(
         per_sample,
         tensors["eps"].tolist(),
@@ -126,4 +135,6 @@ def attack_result(
         norm=norm,
         steps=int(tensors["summary"][1]),
         clean=float(tensors["summary"][0]),
+        ids=ids,
+        protocol=protocol,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,7 +30,10 @@ class AttackResult:
     ``values[i]`` belongs to ``eps[i]``: the robust accuracy in [0, 1] (metric
     ``"robust_accuracy"``) or the cosine drift ``1 - mean cos(f(x), f(x_adv))``
     (metric ``"feature_drift"``). ``per_sample`` has shape ``(len(eps), n)``: 1/0 for
-    "still correct" or each image's own drift.
+    "still correct" or each image's own drift. ``ids`` name the n images and ``protocol``
+    says what was attacked (data, subset, backbone, attack settings) when the result came
+    from ``sslrobust.attack``; a contract on it then records per-image outcomes a baseline
+    comparison can pair.
     """
 
     eps: tuple[float, ...]
@@ -42,6 +45,8 @@ class AttackResult:
     clean: float
     n: int
     per_sample: np.ndarray | None = dataclasses.field(default=None, compare=False, repr=False)
+    ids: tuple[str, ...] | None = dataclasses.field(default=None, compare=False, repr=False)
+    protocol: Mapping[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of_outcomes(
@@ -54,6 +59,8 @@ class AttackResult:
         norm: str,
         steps: int,
         clean: float,
+        ids: Sequence[str] | None = None,
+        protocol: Mapping[str, Any] | None = None,
     ) -> AttackResult:
         """The result whose per-image outcomes, shape ``(len(eps), n)``, are ``per_sample``."""
         return cls(
@@ -66,12 +73,15 @@ class AttackResult:
             clean=clean,
             n=int(per_sample.shape[1]),
             per_sample=per_sample,
+            ids=None if ids is None else tuple(str(i) for i in ids),
+            protocol=dict(protocol or {}),
         )
 
     def as_dict(self) -> dict[str, Any]:
-        """Everything but the per-sample array, JSON-ready."""
+        """Everything but the per-image arrays, ids and protocol, JSON-ready."""
         result = dataclasses.asdict(self)
-        result.pop("per_sample")
+        for name in ("per_sample", "ids", "protocol"):
+            result.pop(name)
         result["eps"], result["values"] = list(self.eps), list(self.values)
         return result
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pytest_sslrobust.baselines.files import Baseline
@@ -201,12 +201,80 @@ def _same(same: bool) -> str:
 # How many of the images that became wrong a row names.
 FLIPPED_SHOWN = 5
 
+# Reads a feature set's features from the cache by its key, or None when it is not there.
+FeatureReader = Callable[[str], Any]
 
-def _pairing(baseline: ContractResult, current: ContractResult) -> tuple[Any, Any] | str:
-    """Both results' per-image outcomes when they can be compared image by image, else why
-    not (the row says ``unpaired:`` and that reason)."""
+
+@dataclasses.dataclass(frozen=True)
+class _FeaturePairing:
+    """Both runs' features of a similarity result (CKA, CCA), rows the same images."""
+
+    measure: Callable[[Any, Any], float]
+    baseline: tuple[Any, Any]
+    current: tuple[Any, Any]
+
+
+def _is_features(outcomes: Any) -> bool:
+    from pytest_sslrobust.contracts.similarity import FEATURES_FORMAT
+
+    return isinstance(outcomes, Mapping) and outcomes.get("format") == FEATURES_FORMAT
+
+
+def _feature_pairing(
+    baseline: ContractResult, current: ContractResult, features: FeatureReader | None
+) -> _FeaturePairing | str:
+    """Both runs' cached features when the measure can be recomputed on the same images,
+    else why not (then the row is decided by value and tolerance, and says so)."""
+    from pytest_sslrobust.contracts.similarity import similarity_measure
+
+    old, new = baseline.outcomes, current.outcomes
+    if not (_is_features(old) and _is_features(new)):
+        side = "the baseline" if not _is_features(old) else "this run"
+        return f"{side} records no cached features for {current.metric}"
+    assert isinstance(old, Mapping) and isinstance(new, Mapping)
+    if (old.get("measure"), old.get("reduce")) != (new.get("measure"), new.get("reduce")):
+        return f"another measure ({old.get('measure')} vs {new.get('measure')})"
+    if (old.get("n"), old.get("digest")) != (new.get("n"), new.get("digest")):
+        return "other images (item ids differ)"
+    if features is None:
+        return "no feature cache to read both runs' features from"
+    try:
+        measure = similarity_measure(str(new["measure"]), new.get("reduce"))
+    except KeyError:
+        return f"unknown measure {new.get('measure')!r}"
+    sides = []
+    for name, result, reference in (
+        ("the baseline's", baseline, old),
+        ("this run's", current, new),
+    ):
+        pair = []
+        for axis in ("x", "y"):
+            loaded = features(str(reference[axis]))
+            if loaded is None:
+                return (
+                    f"{name} features ({axis}) are not in the cache (run the baseline with "
+                    "the same --sslrobust-cache-dir to compare paired)"
+                )
+            if int(loaded.shape[0]) != int(reference["n"]):
+                return f"{name} cached features ({axis}) have {loaded.shape[0]} rows, not {reference['n']}"
+            pair.append(loaded)
+        recomputed = float(measure(pair[0], pair[1]))
+        if not math.isclose(recomputed, result.value, rel_tol=1e-5, abs_tol=1e-6):
+            return f"{name} cached features give {recomputed:.6g}, not its value"
+        sides.append((pair[0], pair[1]))
+    return _FeaturePairing(measure, sides[0], sides[1])
+
+
+def _pairing(
+    baseline: ContractResult, current: ContractResult, features: FeatureReader | None = None
+) -> tuple[Any, Any] | _FeaturePairing | str:
+    """Both results' per-image outcomes (or, for CKA and CCA, both runs' cached features)
+    when they can be compared image by image, else why not (the row says ``unpaired:`` and
+    that reason)."""
     from pytest_sslrobust.outcomes import Outcomes, unpaired_reason
 
+    if _is_features(baseline.outcomes) or _is_features(current.outcomes):
+        return _feature_pairing(baseline, current, features)
     if current.outcomes is None and baseline.outcomes is None:
         return f"{current.metric} results carry no per-image outcomes"
     if baseline.outcomes is None:
@@ -234,17 +302,20 @@ def _paired_row(
     common: dict[str, Any],
     worsening: float,
     allowed: float | None,
-    pairing: tuple[Any, Any],
+    pairing: tuple[Any, Any] | _FeaturePairing,
     seed: int,
     confidence: float,
 ) -> ComparisonRow:
     """A paired row; ``compare`` turns its provisional regression into a decision."""
-    from pytest_sslrobust.outcomes import paired_difference
+    from pytest_sslrobust.outcomes import paired_difference, similarity_difference
 
-    before, after = pairing
-    paired = paired_difference(
-        before, after, better=common["better"], allowed=allowed, confidence=confidence, seed=seed
-    )
+    decision = {"better": common["better"], "allowed": allowed, "confidence": confidence}
+    if isinstance(pairing, _FeaturePairing):
+        paired = similarity_difference(
+            pairing.baseline, pairing.current, pairing.measure, **decision, seed=seed
+        )
+    else:
+        paired = paired_difference(*pairing, **decision, seed=seed)
     single = paired.parts[0] if len(paired.parts) == 1 else None
     fields = {
         **common,
@@ -281,6 +352,7 @@ def _compare_pair(
     tolerances: Mapping[str, Tolerance],
     seed: int = 0,
     confidence: float = 0.95,
+    features: FeatureReader | None = None,
 ) -> ComparisonRow:
     tolerance = tolerances.get(current.metric, tolerances.get("*"))
     direction = next(
@@ -326,7 +398,7 @@ def _compare_pair(
                 "or sslrobust.predictions() to the contract"
             ),
         )
-    row = _decide(common, baseline, current, tolerance, direction, seed, confidence)
+    row = _decide(common, baseline, current, tolerance, direction, seed, confidence, features)
     if not baseline.protocol:
         # Neither side knows what produced it: the values are compared, and the row says so.
         return dataclasses.replace(row, note="; ".join(filter(None, [row.note, NO_PROTOCOL])))
@@ -341,6 +413,7 @@ def _decide(
     direction: str,
     seed: int,
     confidence: float,
+    features: FeatureReader | None = None,
 ) -> ComparisonRow:
     base, value, delta = common["baseline_value"], common["value"], common["delta"]
     if tolerance is not None and tolerance.better not in (None, direction):
@@ -365,7 +438,7 @@ def _decide(
     if direction == "none":
         return ComparisonRow(**common, allowed=allowed, status=_same(delta == 0))
     worsening = delta if direction == "lower" else -delta
-    pairing = _pairing(baseline, current)
+    pairing = _pairing(baseline, current, features)
     if not isinstance(pairing, str):
         return _paired_row(common, worsening, allowed, pairing, seed, confidence)
     row = dataclasses.replace(
@@ -424,6 +497,7 @@ def compare(
     missing_fails: bool = True,
     confidence: float = 0.95,
     seed: int = 0,
+    features: FeatureReader | None = None,
 ) -> Comparison:
     """Compare this run's results with a baseline, matching them by what was measured.
 
@@ -454,7 +528,10 @@ def compare(
     the tolerance (exact McNemar at tolerance 0, else a paired bootstrap of the difference
     seeded by ``seed``), and a worsening beyond the tolerance is a ``regression`` only when
     it stays significant at ``confidence`` after Holm's correction across every paired row
-    of the comparison; otherwise ``worse``, saying why.
+    of the comparison; otherwise ``worse``, saying why. CKA and CCA do not decompose over
+    images: they are decided paired when ``features`` (the run's cache, key -> features)
+    has both runs' feature sets of the same images, the measure recomputed on the same
+    resampled images for both; otherwise by value, the row saying why.
 
     Two current results with one key are refused (which of them would be compared?).
     """
@@ -498,7 +575,7 @@ def compare(
                 key, result.metric, None, result.value, None, None, "new", "not in the baseline"
             )
         else:
-            row = _compare_pair(old, result, tolerances, seed, confidence)
+            row = _compare_pair(old, result, tolerances, seed, confidence, features)
             if old.key != key:
                 row = dataclasses.replace(
                     row, note="; ".join(filter(None, [row.note, f"baseline: {old.key}"]))

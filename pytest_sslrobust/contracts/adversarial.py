@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pytest_sslrobust.contracts.decision import conclude
 from pytest_sslrobust.contracts.explain import fmt
+from pytest_sslrobust.contracts.recorded import correctness_outcomes
 from pytest_sslrobust.metrics import _checks
 from pytest_sslrobust.metrics.attacks import AttackResult
 from pytest_sslrobust.metrics.intervals import fraction_correct_interval
@@ -44,6 +45,10 @@ def assert_robust_accuracy_above(
             ``result.per_sample``.
         resamples: bootstrap resamples.
         seed: bootstrap seed (default: the run's ``--sslrobust-seed``; 0 outside a run).
+
+    A result of ``sslrobust.attack`` carries the attacked images' ids and its protocol: the
+    recorded result then holds each image's correctness at ``eps``, so a baseline
+    comparison decides it paired (the same images, attacked the same way).
     """
     __tracebackhide__ = True
     bound = _checks.fraction(limit, "limit")
@@ -92,4 +97,8 @@ def assert_robust_accuracy_above(
         f"{result.steps} steps, n={result.n}",
         rows=rows,
         details=details,
+        protocol=result.protocol,
+        outcomes=None
+        if result.per_sample is None
+        else correctness_outcomes(result.per_sample[row] > 0.5, result),
     )

@@ -8,8 +8,9 @@ from typing import Any
 from pytest_sslrobust.contracts.decision import conclude
 from pytest_sslrobust.contracts.explain import fmt, signed
 from pytest_sslrobust.contracts.inputs import features_of, protocol_of
+from pytest_sslrobust.contracts.recorded import mean_outcomes
 from pytest_sslrobust.metrics import _checks
-from pytest_sslrobust.metrics.geometry import neighbour_chance, neighbour_consistency
+from pytest_sslrobust.metrics.geometry import consistency_of, neighbour_chance, neighbour_counts
 from pytest_sslrobust.results import ContractResult
 
 __all__ = ["assert_neighbour_consistency_above"]
@@ -37,7 +38,9 @@ def assert_neighbour_consistency_above(
             nearest neighbours); must be None.
 
     Returns:
-        The recorded ContractResult, whose value is the lowest checked score.
+        The recorded ContractResult, whose value is the lowest checked score. With features,
+        it holds that variant's per-image same-variant fractions (on the pool as it is), so
+        a baseline comparison decides it paired when the variant's images are the same.
     """
     __tracebackhide__ = True
     bound = _checks.fraction(limit, "limit")
@@ -56,6 +59,7 @@ def assert_neighbour_consistency_above(
     if len(kinds) != 1:
         raise ValueError("Expected either all features or all scores in the mapping, not a mix")
     chance: dict[str, float] = {}
+    per_image: dict[str, Any] = {}
     if kinds == {True}:
         scores = {
             name: _checks.fraction(value, f"score of {name!r}") for name, value in given.items()
@@ -63,7 +67,9 @@ def assert_neighbour_consistency_above(
         protocol: dict[str, Any] = {}
     else:
         features = {name: features_of(value) for name, value in given.items()}
-        scores = neighbour_consistency(features, k)
+        counts = neighbour_counts(features, k)
+        scores = consistency_of(counts, k)
+        per_image = {name: same / k for name, same in counts.items()}
         chance = neighbour_chance(features)
         protocol = protocol_of(*given.values())
     checked = list(given) if variants is None else list(variants)
@@ -111,4 +117,7 @@ def assert_neighbour_consistency_above(
         rows=rows,
         protocol=protocol,
         details=details,
+        outcomes=mean_outcomes(per_image[lowest], given[lowest], name=f"variant {lowest}")
+        if per_image
+        else None,
     )

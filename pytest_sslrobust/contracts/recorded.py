@@ -50,12 +50,18 @@ def correctness_outcomes(correct: np.ndarray, *sources: Any) -> dict[str, Any]:
     return Outcomes((Part("accuracy", "images", 1.0, values),), {"images": images}).to_dict()
 
 
-def drop_outcomes(clean: np.ndarray, altered: np.ndarray, *sources: Any) -> dict[str, Any]:
-    """An accuracy drop: clean correctness (weight 1) minus altered (weight -1), one set."""
+def drop_outcomes(
+    clean: np.ndarray,
+    altered: np.ndarray,
+    *sources: Any,
+    names: tuple[str, str] = ("clean", "altered"),
+) -> dict[str, Any]:
+    """An accuracy drop: clean correctness (weight 1) minus altered (weight -1), one set of
+    images seen both ways (a BG-Gap too: mixed_same minus mixed_rand, ``names``)."""
     images = images_of(len(clean), *sources)
     parts = (
-        Part("clean", "images", 1.0, np.asarray(clean, np.bool_)),
-        Part("altered", "images", -1.0, np.asarray(altered, np.bool_)),
+        Part(names[0], "images", 1.0, np.asarray(clean, np.bool_)),
+        Part(names[1], "images", -1.0, np.asarray(altered, np.bool_)),
     )
     return Outcomes(parts, {"images": images}).to_dict()
 

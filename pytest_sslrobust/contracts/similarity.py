@@ -15,7 +15,12 @@ from pytest_sslrobust.metrics.similarity import cca_mean, cca_r2, debiased_cka, 
 from pytest_sslrobust.metrics.statistics import cka_interval
 from pytest_sslrobust.results import ContractResult, run_seed
 
-__all__ = ["assert_cca_between", "assert_cka_between"]
+__all__ = ["FEATURES_FORMAT", "assert_cca_between", "assert_cka_between", "similarity_measure"]
+
+# The ``outcomes`` format of a similarity result: not per-image terms (CKA and CCA do not
+# decompose over images) but which cached features it was computed on, so a baseline
+# comparison can recompute it on both runs' features of the same images.
+FEATURES_FORMAT = "features"
 
 _CKA_KERNELS: dict[str, Callable[[Any, Any], float]] = {
     "linear": linear_cka,
@@ -28,6 +33,38 @@ _CCA_KINDS: dict[str, Callable[..., CCAValue]] = {"r2": cca_r2, "mean": cca_mean
 
 
 _CCA_SHOWN = {"r2": "CCA R^2", "mean": "mean CCA"}
+
+
+def similarity_measure(name: str, reduce: str | None = None) -> Callable[[Any, Any], float]:
+    """The function a similarity result names (``linear_cka``, ``cca_r2``, ...), with the
+    CCA reduction it was computed under. ``KeyError`` for an unknown name."""
+    for fn in _CKA_KERNELS.values():
+        if fn.__name__ == name:
+            return fn
+    for fn in _CCA_KINDS.values():
+        if fn.__name__ == name:
+            return functools.partial(fn, reduce=reduce or "auto")
+    raise KeyError(name)
+
+
+def _features_reference(
+    x: Any, y: Any, metric_name: str, reduce: str | None
+) -> dict[str, Any] | None:
+    """What a comparison needs to recompute the measure: both sets' cache keys and images;
+    ``None`` unless both are FeatureSets of the same images (bare arrays are not cached)."""
+    if not (isinstance(x, FeatureSet) and isinstance(y, FeatureSet)) or x.ids != y.ids:
+        return None
+    from pytest_sslrobust.outcomes import ids_digest
+
+    return {
+        "format": FEATURES_FORMAT,
+        "measure": metric_name,
+        "reduce": reduce,
+        "x": x.key,
+        "y": y.key,
+        "n": len(x.ids),
+        "digest": ids_digest(x.ids),
+    }
 
 
 def _similarity(
@@ -45,6 +82,7 @@ def _similarity(
     confidence: float | None,
     resamples: int,
     seed: int,
+    reduce: str | None = None,
 ) -> ContractResult:
     __tracebackhide__ = True
     lo, hi = _checks.number_range(low, high)
@@ -90,6 +128,7 @@ def _similarity(
         notes=notes,
         protocol=protocol_of(x, y),
         details=details,
+        outcomes=_features_reference(x, y, metric_name, reduce),
     )
 
 
@@ -189,4 +228,5 @@ def assert_cca_between(
         confidence=confidence,
         resamples=resamples,
         seed=run_seed(seed),
+        reduce=reduce,
     )

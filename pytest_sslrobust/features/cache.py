@@ -204,6 +204,15 @@ class FeatureCache:
         self._evict()
         return _copies(tensors)
 
+    def peek(self, key: str) -> Tensors | None:
+        """The tensors stored under ``key`` if this process or the disk has them; computes
+        nothing, stores nothing (a baseline comparison reading an earlier run's features)."""
+        if key in self.memory:
+            return _copies(self.memory[key])
+        if self.directory is None:
+            return None
+        return self._read(key)
+
     def memory_bytes(self) -> int:
         return sum(t.numel() * t.element_size() for ts in self.memory.values() for t in ts.values())
 

@@ -80,6 +80,24 @@ def neighbour_consistency(
         >>> neighbour_consistency({"a": a, "b": b}, k=2)
         {'a': 1.0, 'b': 1.0}
     """
+    return consistency_of(neighbour_counts(features_by_variant, k, metric=metric), k)
+
+
+def consistency_of(counts: Mapping[str, np.ndarray], k: int) -> dict[str, float]:
+    """Each variant's score from :func:`neighbour_counts`: integer counts of same-variant
+    neighbours, so each fraction is one exact division."""
+    return {name: int(same.sum()) / (k * same.size) for name, same in counts.items()}
+
+
+def neighbour_counts(
+    features_by_variant: Mapping[str, ArrayLike], k: int = 10, *, metric: str = "cosine"
+) -> dict[str, np.ndarray]:
+    """Per sample, how many of its ``k`` nearest pooled neighbours share its variant.
+
+    The per-image terms of :func:`neighbour_consistency` (whose score is their mean divided
+    by ``k``), in the mapping's order; what a baseline stores to compare two runs image by
+    image. The arguments and their checks are :func:`neighbour_consistency`'s.
+    """
     if metric not in _METRICS:
         raise ValueError(f"Expected metric to be one of {_METRICS}, but got {metric!r}")
     if not features_by_variant:
@@ -106,7 +124,6 @@ def neighbour_consistency(
     if metric == "cosine":
         pool = unit_rows(pool, "the pooled features")
 
-    # integer counts of same-variant neighbours, so each fraction is one exact division
     same = torch.empty(total, dtype=torch.int64, device=device)
     step = block_rows(total)
     for start in range(0, total, step):
@@ -120,10 +137,9 @@ def neighbour_consistency(
             score[torch.arange(len(rows), device=device), rows] = -math.inf
         nearest = score.topk(k, dim=1).indices
         same[rows] = (owner[nearest] == owner[rows].unsqueeze(1)).sum(dim=1)
-
-    counts = torch.zeros(len(blocks), dtype=torch.int64, device=device).index_add_(0, owner, same)
-    sizes = [block.shape[0] for block in blocks]
-    return {name: int(counts[i]) / (k * sizes[i]) for i, name in enumerate(names)}
+    counts = same.cpu().numpy()
+    sizes = np.cumsum([0] + [block.shape[0] for block in blocks])
+    return {name: counts[sizes[i] : sizes[i + 1]] for i, name in enumerate(names)}
 
 
 def neighbour_chance(sizes: Mapping[str, int | ArrayLike]) -> dict[str, float]:

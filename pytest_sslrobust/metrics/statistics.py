@@ -554,6 +554,27 @@ def cka_difference_interval(
         >>> cka_difference_interval(x, x, x, x, corr, resamples=100).width
         0.0
     """
+    estimate, values = cka_difference_resamples(
+        x1, y1, x2, y2, metric, resamples=resamples, seed=seed, confidence=confidence
+    )
+    return _interval(estimate, values, confidence, resamples, seed, 4)
+
+
+def cka_difference_resamples(
+    x1: Any,
+    y1: Any,
+    x2: Any,
+    y2: Any,
+    metric: Metric | None = None,
+    *,
+    resamples: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> tuple[float, np.ndarray]:
+    """``metric(x1, y1) - metric(x2, y2)`` on all images, and on each of ``resamples``
+    paired resamples (the draws of :func:`cka_difference_interval`, which is their
+    percentile interval): what a p-value of the difference is read from. ``confidence``
+    is only checked."""
     a1, b1 = _checks.paired(x1, y1)
     a2, b2 = _checks.paired(x2, y2)
     if a1.shape[0] != a2.shape[0]:
@@ -561,13 +582,67 @@ def cka_difference_interval(
             f"Expected both pairs to cover the same images, but got {a1.shape[0]} and "
             f"{a2.shape[0]} rows"
         )
+    n = int(a1.shape[0])
+    _check_options(n, resamples, confidence, seed)
     fn = _default_metric(metric)
-    r1x, r1y, r2x, r2y = _rows(x1, a1), _rows(y1, b1), _rows(x2, a2), _rows(y2, b2)
-    return bootstrap(
-        lambda idx: float(fn(r1x(idx), r1y(idx))) - float(fn(r2x(idx), r2y(idx))),
-        a1.shape[0],
-        resamples=resamples,
-        confidence=confidence,
-        seed=seed,
-        digits=4,
+    first = _resampler(fn, x1, y1, a1, b1)
+    second = _resampler(fn, x2, y2, a2, b2)
+
+    def difference(indices: np.ndarray) -> np.ndarray:
+        return first(indices) - second(indices)
+
+    # The estimate is the metric's own call, so a degenerate input gets the metric's message.
+    everything = np.arange(n)
+    estimate = float(fn(_rows(x1, a1)(everything), _rows(y1, b1)(everything))) - float(
+        fn(_rows(x2, a2)(everything), _rows(y2, b2)(everything))
     )
+    return estimate, _resampled(difference, n, resamples, seed, True)
+
+
+# Largest n for the Gram-matrix form of resampled linear CKA: it holds five n x n float64
+# matrices per pair (32 MB each at this n).
+_GRAM_RESAMPLE_LIMIT = 2048
+
+
+def _resampler(
+    fn: Metric, x: Any, y: Any, a: torch.Tensor, b: torch.Tensor
+) -> Callable[[np.ndarray], np.ndarray]:
+    """``indices (B, n) -> fn on each resample (B,)``. Linear CKA of wide features on at most
+    ``_GRAM_RESAMPLE_LIMIT`` images takes the Gram-matrix form (the same values, O(n^2) per
+    resample instead of O(n d^2)); any other metric is called on each resample's rows."""
+    from pytest_sslrobust.metrics.similarity import linear_cka
+
+    n, d1, d2 = a.shape[0], a.shape[1], b.shape[1]
+    if fn is linear_cka and n <= _GRAM_RESAMPLE_LIMIT and 5 * n < d1 * d1 + d2 * d2 + d1 * d2:
+        return _gram_linear_cka(a.detach().cpu().numpy(), b.detach().cpu().numpy())
+    rows_x, rows_y = _rows(x, a), _rows(y, b)
+    return lambda indices: np.array([float(fn(rows_x(row), rows_y(row))) for row in indices])
+
+
+def _gram_linear_cka(x: np.ndarray, y: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """Linear CKA of resampled rows from the Gram matrices ``K = X X^T``, ``L = Y Y^T``.
+
+    A resample is the weights ``w = counts / n``; centring by the weighted mean gives
+    ``||Xc^T W Yc||_F^2 = w^T (K o L) w - 2 sum_i w_i (Kw)_i (Lw)_i + (w^T K w)(w^T L w)``
+    (``o`` elementwise), likewise for x with x and y with y, and CKA is the first over the
+    root of the product of the other two. Features are centred and scaled first so the
+    subtraction keeps its digits."""
+    x = x.astype(np.float64) - x.astype(np.float64).mean(axis=0)
+    y = y.astype(np.float64) - y.astype(np.float64).mean(axis=0)
+    x /= max(float(np.linalg.norm(x)), np.finfo(np.float64).tiny)
+    y /= max(float(np.linalg.norm(y)), np.finfo(np.float64).tiny)
+    gram_x, gram_y = x @ x.T, y @ y.T
+    kl, kk, ll = gram_x * gram_y, gram_x * gram_x, gram_y * gram_y
+    n = x.shape[0]
+
+    def statistic(indices: np.ndarray) -> np.ndarray:
+        w = counts(indices, n) / n
+        kw, lw = w @ gram_x, w @ gram_y
+        s, t = (kw * w).sum(axis=1), (lw * w).sum(axis=1)
+        xy = ((w @ kl) * w).sum(axis=1) - 2.0 * (w * kw * lw).sum(axis=1) + s * t
+        xx = ((w @ kk) * w).sum(axis=1) - 2.0 * (w * kw * kw).sum(axis=1) + s * s
+        yy = ((w @ ll) * w).sum(axis=1) - 2.0 * (w * lw * lw).sum(axis=1) + t * t
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return xy / np.sqrt(xx * yy)
+
+    return statistic
