@@ -30,7 +30,8 @@ __all__ = ["assert_accuracy_above", "assert_accuracy_drop_below", "assert_balanc
 _MAX_CLASS_ROWS = 10
 
 
-def _truth(labels: Any, n: int | None = None) -> np.ndarray:
+def truth_array(labels: Any, n: int | None = None) -> np.ndarray:
+    """True labels as a (n,) integer array, from labels or a FeatureSet's labels."""
     __tracebackhide__ = True
     values = labels.labels if isinstance(labels, FeatureSet) else labels
     truth = _checks.labels(values, n, "labels").cpu().numpy()
@@ -39,7 +40,7 @@ def _truth(labels: Any, n: int | None = None) -> np.ndarray:
     return truth
 
 
-def _predicted(values: Any, name: str, n: int) -> np.ndarray:
+def prediction_array(values: Any, name: str, n: int) -> np.ndarray:
     """Predicted labels: (n,) integers as they are, or the argmax of (n, C) scores."""
     __tracebackhide__ = True
     if isinstance(values, FeatureSet):
@@ -105,8 +106,8 @@ def assert_accuracy_above(
     __tracebackhide__ = True
     bound = _checks.fraction(limit, "limit")
     level = _checks.confidence(confidence)
-    truth = _truth(labels)
-    correct = _predicted(predictions, "predictions", truth.shape[0]) == truth
+    truth = truth_array(labels)
+    correct = prediction_array(predictions, "predictions", truth.shape[0]) == truth
     value = float(correct.mean())
     interval = None
     if level is not None:
@@ -167,10 +168,10 @@ def assert_accuracy_drop_below(
             f"got {bound:g}"
         )
     level = _checks.confidence(confidence)
-    truth = _truth(labels)
+    truth = truth_array(labels)
     n = truth.shape[0]
-    right_clean = _predicted(clean, "clean", n) == truth
-    right_altered = _predicted(altered, "altered", n) == truth
+    right_clean = prediction_array(clean, "clean", n) == truth
+    right_altered = prediction_array(altered, "altered", n) == truth
     acc_clean, acc_altered = float(right_clean.mean()), float(right_altered.mean())
     value = acc_clean - acc_altered
     interval = None
@@ -277,8 +278,8 @@ def assert_balanced_accuracy_above(
         raise ValueError(
             "Expected labels with predictions (or pass a ProbeResult instead), but got None"
         )
-    truth = _truth(labels)
-    predicted = _predicted(result_or_predictions, "predictions", truth.shape[0])
+    truth = truth_array(labels)
+    predicted = prediction_array(result_or_predictions, "predictions", truth.shape[0])
     value = balanced_accuracy(predicted, truth)
     correct = predicted == truth
     interval = None

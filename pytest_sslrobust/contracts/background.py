@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_sslrobust.contracts.accuracy import _predicted, _truth
+from pytest_sslrobust.contracts.accuracy import prediction_array, truth_array
 from pytest_sslrobust.contracts.decision import conclude
 from pytest_sslrobust.contracts.explain import fmt
 from pytest_sslrobust.contracts.inputs import protocol_of
@@ -112,10 +112,10 @@ def _gap_of_predictions(
             f"got {bound:g}; use {bound / 100:g}"
         )
     level = _checks.confidence(confidence)
-    truth = _truth(labels)
+    truth = truth_array(labels)
     n = truth.shape[0]
-    right_same = _predicted(same_predictions, "mixed_same predictions", n) == truth
-    right_rand = _predicted(rand_predictions, "mixed_rand predictions", n) == truth
+    right_same = prediction_array(same_predictions, "mixed_same predictions", n) == truth
+    right_rand = prediction_array(rand_predictions, "mixed_rand predictions", n) == truth
     same, rand = float(right_same.mean()), float(right_rand.mean())
     interval = None
     if level is not None:
