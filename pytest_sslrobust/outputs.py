@@ -224,7 +224,7 @@ class HtmlReport:
             {
                 "models": list(collector.backbones.values()),
                 "data": settings.data,
-                "device": settings.device,
+                "device": collector.devices() or settings.device,
                 "seed": settings.seed,
                 "max_images": settings.max_images,
                 "wall_time_s": round(time.time() - collector.started, 1),

@@ -284,7 +284,21 @@ class ResultCollector:
         self._artifacts.append(dict(artifact))
 
     def add_backbone(self, name: str, description: Mapping[str, Any]) -> None:
-        self._backbones[name] = dict(description)
+        """A loaded model's description; loaded again elsewhere (another xdist worker), its
+        ``device`` lists every device that computed with it (``cuda:0 (gw0), cuda:1 (gw1)``)."""
+        described = dict(description)
+        known = self._backbones.get(name, {}).get("device")
+        if known and described.get("device") and known != described["device"]:
+            devices = set(str(known).split(", ")) | set(str(described["device"]).split(", "))
+            described["device"] = ", ".join(sorted(devices))
+        self._backbones[name] = described
+
+    def devices(self) -> str:
+        """Every device a loaded model computed on, for the report's header."""
+        seen: set[str] = set()
+        for described in self._backbones.values():
+            seen.update(d for d in str(described.get("device") or "").split(", ") if d)
+        return ", ".join(sorted(seen))
 
     def set_comparison(
         self, lines: Iterable[str], comparison: Mapping[str, Any] | None = None
@@ -305,7 +319,8 @@ class ResultCollector:
     def merge_worker(self, payload: str) -> None:
         report = json.loads(payload or "{}")
         self._artifacts.extend(report.get("artifacts", []))
-        self._backbones.update(report.get("backbones", {}))
+        for name, described in report.get("backbones", {}).items():
+            self.add_backbone(name, described)
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self.config = session.config

@@ -20,6 +20,49 @@ if TYPE_CHECKING:
 RUN_KEY = pytest.StashKey["SslRobustRun"]()
 
 
+def xdist_worker(config: pytest.Config) -> tuple[int, int] | None:
+    """(index, count) of the xdist worker this process is, from what xdist hands it."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        return None
+    name = str(workerinput.get("workerid", "gw0"))
+    count = int(workerinput.get("workercount") or os.environ.get("PYTEST_XDIST_WORKER_COUNT", 1))
+    index = int(name[2:]) if name.startswith("gw") and name[2:].isdigit() else 0
+    return index, max(count, 1)
+
+
+def gpu_for_worker(gpus: list[int], worker: tuple[int, int] | None) -> int:
+    """The GPU a process takes: the first listed outside xdist, worker i the (i mod n)-th."""
+    if not gpus:
+        raise ValueError("Expected at least one GPU to choose from, but got none")
+    return gpus[0] if worker is None else gpus[worker[0] % len(gpus)]
+
+
+def cpu_threads_for_worker(cores: int, worker: tuple[int, int] | None) -> int | None:
+    """Intra-op threads for an xdist worker on the CPU: the cores split evenly between the
+    workers (at least one each), so ``-n 2`` on 2 cores runs two 1-thread processes instead
+    of two that each take both cores. None outside xdist (torch's default stands)."""
+    if worker is None:
+        return None
+    return max(1, cores // worker[1])
+
+
+def split_cpu_threads(worker: tuple[int, int] | None) -> None:
+    """Apply :func:`cpu_threads_for_worker`, unless the user set ``OMP_NUM_THREADS`` (then
+    theirs stands, as torch's own would)."""
+    if worker is None or os.environ.get("OMP_NUM_THREADS"):
+        return
+    import torch
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    threads = cpu_threads_for_worker(cores, worker)
+    if threads is not None and threads < torch.get_num_threads():
+        torch.set_num_threads(threads)
+
+
 def fail_explained(message: str, *, load: tuple[str, str, str] | None = None) -> NoReturn:
     """Fail the current test with ``message`` alone: no traceback and no chained exception
     (``pytest.fail`` inside an ``except`` block prints the cause a second time).
@@ -58,6 +101,7 @@ class SslRobustRun:
         # and its reason printed once.
         self._load_failures: dict[tuple[str, str], str] = {}
         self.worker_stats: collections.Counter[str] = collections.Counter()
+        self._device: Any = None
 
     @property
     def is_worker(self) -> bool:
@@ -82,33 +126,53 @@ class SslRobustRun:
             total.update(self._cache.stats)
         return total
 
+    def worker(self) -> tuple[int, int] | None:
+        """(index, count) of this xdist worker (``gw3`` of 4 is (3, 4)); None outside xdist."""
+        return xdist_worker(self.config)
+
     def device(self) -> Any:
+        """The run's device, resolved once: under xdist a CUDA run gives worker i the GPU
+        ``i mod count`` (or of the listed ones), and on the CPU the cores are split between
+        workers (see :func:`split_cpu_threads`)."""
+        if self._device is None:
+            self._device = self._resolve_device()
+            if self._device.type == "cpu":
+                split_cpu_threads(self.worker())
+        return self._device
+
+    def _resolve_device(self) -> Any:
         import torch
 
         wanted = self.settings.device
         if wanted == "auto":
             if torch.cuda.is_available():
-                return torch.device("cuda")
-            if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+                wanted = "cuda"
+            elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
                 return torch.device("mps")
-            return torch.device("cpu")
-        device = torch.device(wanted)
-        if device.type == "cuda":
+            else:
+                return torch.device("cpu")
+        if wanted.startswith("cuda"):
             if not torch.cuda.is_available():
                 pytest.fail(
                     f"--sslrobust-device={wanted}: CUDA is not available in this torch build "
                     "or on this machine; use --sslrobust-device=cpu or auto",
                     pytrace=False,
                 )
-            if device.index is not None and device.index >= torch.cuda.device_count():
+            present = torch.cuda.device_count()
+            listed = [int(i) for i in wanted.partition(":")[2].split(",") if i]
+            missing = [i for i in listed if i >= present]
+            if missing:
                 pytest.fail(
-                    f"--sslrobust-device={wanted}: only {torch.cuda.device_count()} CUDA "
-                    "device(s) present",
+                    f"--sslrobust-device={wanted}: cuda:{missing[0]} does not exist, only "
+                    f"{present} CUDA device(s) present",
                     pytrace=False,
                 )
-        if device.type == "mps" and not torch.backends.mps.is_available():
+            return torch.device(
+                "cuda", gpu_for_worker(listed or list(range(present)), self.worker())
+            )
+        if wanted == "mps" and not torch.backends.mps.is_available():
             pytest.fail(f"--sslrobust-device={wanted}: MPS is not available", pytrace=False)
-        return device
+        return torch.device(wanted)
 
     def _failed_before(self, kind: str, spec: str) -> None:
         first = self._load_failures.get((kind, spec))
@@ -136,9 +200,11 @@ class SslRobustRun:
 
             collector = self.config.stash.get(COLLECTOR_KEY, None)
             if collector is not None:
-                collector.add_backbone(
-                    backbone.name, {**backbone.describe(), "device": str(backbone.device)}
-                )
+                where = str(backbone.device)
+                worker = getattr(self.config, "workerinput", {}).get("workerid")
+                if worker:
+                    where = f"{where} ({worker})"
+                collector.add_backbone(backbone.name, {**backbone.describe(), "device": where})
         return self._backbones[spec]
 
     def dataset(self, spec: str | None = None) -> Dataset:

@@ -26,7 +26,7 @@ DEFAULT_FAR_DATA = "bundled:textured-shapes"
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_SEED = 0
 
-_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+(,\d+)*)?)$")
 
 
 def parse_models(value: str) -> tuple[str, ...]:
@@ -61,11 +61,13 @@ def parse_reference_model(value: str) -> str:
 
 
 def parse_device(value: str) -> str:
-    """Accept ``auto``, ``cpu``, ``mps``, ``cuda`` or ``cuda:N``."""
-    text = value.strip().lower()
+    """Accept ``auto``, ``cpu``, ``mps``, ``cuda``, ``cuda:N`` or ``cuda:N,M,...`` (the GPUs
+    xdist workers take in turn)."""
+    text = value.strip().lower().replace(" ", "")
     if not _DEVICE_RE.match(text):
         raise argparse.ArgumentTypeError(
-            f"Could not parse device {value!r}: expected auto, cpu, cuda, cuda:N or mps"
+            f"Could not parse device {value!r}: expected auto, cpu, cuda, cuda:N, "
+            "cuda:N,M,... or mps"
         )
     return text
 
@@ -326,8 +328,9 @@ OPTIONS: tuple[Option, ...] = (
         "device",
         parse_device,
         "auto",
-        "auto|cpu|cuda[:N]|mps",
-        "device for feature extraction (default: auto, the first of cuda, mps, cpu)",
+        "auto|cpu|cuda[:N[,M...]]|mps",
+        "device for feature extraction (default: auto, the first of cuda, mps, cpu); under "
+        "pytest-xdist, cuda gives worker i the GPU i mod count, cuda:N,M,... those GPUs in turn",
     ),
     Option(
         "batch_size",
