@@ -10,7 +10,12 @@ from types import SimpleNamespace
 import pytest
 
 from pytest_sslrobust.results import ResultCollector
-from pytest_sslrobust.session import cpu_threads_for_worker, gpu_for_worker, xdist_worker
+from pytest_sslrobust.session import (
+    cpu_threads_for_worker,
+    gpu_for_worker,
+    split_cpu_threads,
+    xdist_worker,
+)
 from pytest_sslrobust.settings import parse_device
 
 
@@ -73,15 +78,29 @@ def test_other(sslrobust):
 """
 
 
-@pytest.mark.parametrize("omp", [None, "2"], ids=["split", "user-set"])
+def test_a_users_omp_num_threads_stands(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        split_cpu_threads((0, 8))
+        assert torch.get_num_threads() == 2
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        split_cpu_threads((0, 8))
+        assert torch.get_num_threads() == 1
+        split_cpu_threads(None)  # serial: left alone
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_xdist_workers_on_the_cpu_split_the_cores(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, omp: str | None
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("xdist", reason="pytest-xdist is a test extra")
-    if omp is None:
-        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    else:
-        monkeypatch.setenv("OMP_NUM_THREADS", omp)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setenv("PROBE_OUT", str(pytester.path))
     pytester.makepyfile(test_probe=PROBE)
     result = pytester.runpytest_subprocess(
@@ -97,5 +116,4 @@ def test_xdist_workers_on_the_cpu_split_the_cores(
     seen = [json.loads(p.read_text())["threads"] for p in pytester.path.glob("threads-gw*.json")]
     assert len(seen) == 1
     cores = len(os.sched_getaffinity(0))
-    expected = int(omp) if omp else max(1, cores // 2)
-    assert seen[0] == expected, (seen, cores)
+    assert seen[0] == max(1, cores // 2), (seen, cores)
