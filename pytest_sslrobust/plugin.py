@@ -98,6 +98,11 @@ def pytest_runtest_makereport(
     """A model or dataset that failed to load is explained at the first test that needed it;
     later tests (pytest re-raises a failed session fixture's error) show one pointer line."""
     report = yield
+    run = item.config.stash.get(RUN_KEY, None)
+    if run is not None and run.is_worker:
+        from pytest_sslrobust.progress import attach_counts
+
+        attach_counts(report, run.stats())
     load = getattr(call.excinfo.value, "sslrobust_load", None) if call.excinfo else None
     if load is not None:
         kind, spec, first_seen = load
@@ -171,6 +176,26 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         output = config.pluginmanager.get_plugin(name)
         if output is not None:
             config.pluginmanager.unregister(output)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """On the controller of a run that executes tests: the session-level progress line
+    (the terminal reporter exists by now; at configure time it may not yet)."""
+    config = session.config
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    run = config.stash.get(RUN_KEY, None)
+    if run is None or run.is_worker or reporter is None or not _runs_tests(config):
+        return
+    from pytest_sslrobust.progress import SessionProgress
+
+    def write(line: str) -> None:
+        # On a line of its own: after pytest's progress dots too (xdist leaves no path shown).
+        reporter.ensure_newline()
+        if config.get_terminal_writer().width_of_current_line:
+            reporter.write("\n")
+        reporter.write_line(line)
+
+    config.pluginmanager.register(SessionProgress(write, run.stats), "sslrobust-progress")
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
