@@ -398,15 +398,24 @@ def corruption_errors(
     clean = store.get("original", split=split)
     predictions: dict[str, list[np.ndarray]] = {}
     sources = set()
+    generators = set()
     for name in corruptions:
         per_severity = []
         for severity in severities:
             altered = store.get(corruption_id(name, severity), split=split)
             sources.add(_source(store, altered))
+            generator = Provenance.of(altered).variant_params.get("generator")
+            if generator:
+                generators.add(str(generator))
             per_severity.append(reader.predict(altered))
         predictions[name] = per_severity
     if len(sources) != 1:
         raise ValueError(f"corruptions came from mixed sources {sorted(sources)}; use one")
+    if len(generators) > 1:
+        raise ValueError(
+            f"corruptions came from mixed generators {sorted(generators)}; use one "
+            "--sslrobust-corruption-backend"
+        )
     made = Provenance.of(clean)
     protocol = {
         "source": sources.pop(),
@@ -423,6 +432,8 @@ def corruption_errors(
         # comparable with one read by kNN or the model's head.
         **{f"readout_{k}" if k != "readout" else k: v for k, v in reader.params.items()},
     }
+    if generators:  # what made the pixels, as the variants recorded it
+        protocol["generator"] = generators.pop()
     return errors_from_predictions(
         predictions,
         clean.labels.numpy(),

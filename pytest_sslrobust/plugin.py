@@ -22,6 +22,7 @@ from pytest_sslrobust.fixtures import (  # noqa: F401 - registered as fixtures b
 from pytest_sslrobust.results import COLLECTOR_KEY, ResultCollector, current_item
 from pytest_sslrobust.session import RUN_KEY, SslRobustRun, repeated_failure
 from pytest_sslrobust.settings import OPTIONS, Settings
+from pytest_sslrobust.vocabulary import BACKENDS, use_corruption_backend
 
 # Before anything imports it, so that plain `assert`s inside the helpers are rewritten too.
 pytest.register_assert_rewrite("pytest_sslrobust.assertions")
@@ -73,6 +74,8 @@ def pytest_configure(config: pytest.Config) -> None:
             clear(settings.cache_dir)
         except CacheDirError as exc:
             raise pytest.UsageError(str(exc)) from None
+    # Corruptions built in this run (by id, by the sweep, by tests) default to its backend.
+    use_corruption_backend(settings.corruption_backend)
     config.stash[RUN_KEY] = SslRobustRun(config, settings)
     collector = ResultCollector(started=time.time())
     config.stash[COLLECTOR_KEY] = collector
@@ -163,10 +166,15 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"sslrobust: model={','.join(settings.model)} data={settings.data} "
         f"device={settings.device} images={subset} seed={settings.seed}",
         f"sslrobust: cache={cache}",
-    ]
+    ] + (
+        [f"sslrobust: corruptions by the {settings.corruption_backend} backend"]
+        if settings.corruption_backend != BACKENDS[0]
+        else []
+    )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    use_corruption_backend(BACKENDS[0])
     from pytest_sslrobust.outputs import OUTPUT_NAMES
 
     collector = config.stash.get(COLLECTOR_KEY, None)

@@ -13,6 +13,7 @@ import pytest
 
 from pytest_sslrobust.paths import user_path
 from pytest_sslrobust.vocabulary import (
+    BACKENDS,
     PROTOCOLS,
     VariantError,
     parse_corruptions,
@@ -159,6 +160,15 @@ def parse_protocol(value: str) -> str:
     if text not in PROTOCOLS:
         raise argparse.ArgumentTypeError(
             f"Could not parse corruption protocol {value!r}: expected {' or '.join(PROTOCOLS)}"
+        )
+    return text
+
+
+def parse_backend(value: str) -> str:
+    text = value.strip().lower()
+    if text not in BACKENDS:
+        raise argparse.ArgumentTypeError(
+            f"Could not parse corruption backend {value!r}: expected {' or '.join(BACKENDS)}"
         )
     return text
 
@@ -426,6 +436,15 @@ OPTIONS: tuple[Option, ...] = (
         "(default: on-the-fly)",
     ),
     Option(
+        "corruption_backend",
+        parse_backend,
+        "imagecorruptions",
+        "imagecorruptions|torch",
+        "what makes corrupted images: imagecorruptions per image on the CPU (the reference), "
+        "or the batched torch implementation (docs/corruption-backends.md: its fidelity to "
+        "the reference); recorded in every result's protocol (default: imagecorruptions)",
+    ),
+    Option(
         "segmenter",
         parse_callable_spec,
         None,
@@ -543,6 +562,7 @@ class Settings:
     severities: tuple[int, ...] = _DEFAULTS["severities"]
     probe_cv: str = _DEFAULTS["probe_cv"]
     corruption_protocol: str = _DEFAULTS["corruption_protocol"]
+    corruption_backend: str = _DEFAULTS["corruption_backend"]
     segmenter: str | None = _DEFAULTS["segmenter"]
     workers: int = _DEFAULTS["workers"]
     json: Path | None = _DEFAULTS["json"]

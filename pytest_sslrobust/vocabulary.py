@@ -103,13 +103,52 @@ def check_severity(severity: Any) -> int:
     return int(severity)
 
 
+# What makes corrupted pixels: imagecorruptions per image (the reference), or the torch
+# backend (pytest_sslrobust.variants.torch_corruptions), batched on any device. The run's
+# choice (--sslrobust-corruption-backend) is the default of every Corruption built in it.
+BACKENDS = ("imagecorruptions", "torch")
+_active_backend = ["imagecorruptions"]
+
+
+def corruption_backend() -> str:
+    """The run's corruption backend (default ``imagecorruptions``)."""
+    return _active_backend[0]
+
+
+def use_corruption_backend(name: str) -> None:
+    """Make ``name`` the backend of Corruptions built from now on (the plugin sets the run's
+    at configure and restores the default at unconfigure)."""
+    if name not in BACKENDS:
+        raise VariantError(f"unknown corruption backend {name!r}; use one of {', '.join(BACKENDS)}")
+    _active_backend[0] = name
+
+
+def generator_version(backend: str | None = None) -> str:
+    """Name and version of what made the corrupted pixels, recorded with every corrupted
+    result: results of another backend or version are never compared."""
+    backend = backend or corruption_backend()
+    if backend == "torch":
+        return _torch_generator_version()
+    return _library_version()
+
+
 @functools.lru_cache(maxsize=1)
-def generator_version() -> str:
-    """Name and version of the corruption library, recorded with every corrupted result."""
+def _library_version() -> str:
     try:
         return f"imagecorruptions-imaug {metadata.version('imagecorruptions-imaug')}"
     except metadata.PackageNotFoundError:
         return "imagecorruptions (unknown version)"
+
+
+@functools.lru_cache(maxsize=1)
+def _torch_generator_version() -> str:
+    from pytest_sslrobust.variants.torch_corruptions import BACKEND_VERSION
+
+    try:
+        torch_version = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        torch_version = "unknown"
+    return f"{BACKEND_VERSION} (torch {torch_version})"
 
 
 def parse_corruptions(text: str) -> tuple[str, ...]:

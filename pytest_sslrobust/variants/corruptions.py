@@ -13,6 +13,7 @@ from pytest_sslrobust.data.base import Item
 from pytest_sslrobust.variants.base import Variant, VariantError
 from pytest_sslrobust.vocabulary import (
     ALL,
+    BACKENDS,
     COMMON,
     GROUPS,
     PROTOCOLS,
@@ -20,6 +21,7 @@ from pytest_sslrobust.vocabulary import (
     VALIDATION,
     check_corruption,
     check_severity,
+    corruption_backend,
     corruption_id,
     generator_version,
     parse_corruptions,
@@ -157,10 +159,15 @@ class Corruption(Variant):
     name: str
     severity: int
     protocol: str = "on-the-fly"
+    backend: str = dataclasses.field(default_factory=corruption_backend)
     kind: ClassVar[str] = "corruption"
 
     def __post_init__(self) -> None:
         check_corruption(self.name)
+        if self.backend not in BACKENDS:
+            raise VariantError(
+                f"unknown corruption backend {self.backend!r}; use one of {', '.join(BACKENDS)}"
+            )
         object.__setattr__(self, "severity", check_severity(self.severity))
         if self.protocol not in PROTOCOLS:
             raise VariantError(
@@ -177,17 +184,22 @@ class Corruption(Variant):
 
     @property
     def params(self) -> dict[str, Any]:
-        params = {**super().params, "generator": generator_version()}
+        # The generator names the backend and its version; keys stay those of earlier runs.
+        params = {**super().params, "generator": generator_version(self.backend)}
+        del params["backend"]
         if self.protocol == "imagenet-c":
             params["geometry"] = IMAGENET_C_GEOMETRY
         return params
 
     def apply(self, item: Item, seed: int) -> np.ndarray:
+        make = corrupt
+        if self.backend == "torch":
+            from pytest_sslrobust.variants.torch_corruptions import corrupt_image as make
         if self.protocol == "imagenet-c":
             return jpeg_round_trip(
-                corrupt(imagenet_c_geometry(item.image), self.name, self.severity, seed)
+                make(imagenet_c_geometry(item.image), self.name, self.severity, seed)
             )
-        return corrupt(item.image, self.name, self.severity, seed)
+        return make(item.image, self.name, self.severity, seed)
 
 
 def corruption_variants(
