@@ -140,15 +140,17 @@ def _library_version() -> str:
         return "imagecorruptions (unknown version)"
 
 
+# The torch backend's own version: bumped whenever its pixels change.
+TORCH_BACKEND_VERSION = "pytest-sslrobust torch corruptions v1"
+
+
 @functools.lru_cache(maxsize=1)
 def _torch_generator_version() -> str:
-    from pytest_sslrobust.variants.torch_corruptions import BACKEND_VERSION
-
     try:
         torch_version = metadata.version("torch")
     except metadata.PackageNotFoundError:
         torch_version = "unknown"
-    return f"{BACKEND_VERSION} (torch {torch_version})"
+    return f"{TORCH_BACKEND_VERSION} (torch {torch_version})"
 
 
 def parse_corruptions(text: str) -> tuple[str, ...]:

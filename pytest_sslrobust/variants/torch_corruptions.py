@@ -36,10 +36,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pytest_sslrobust.vocabulary import TORCH_BACKEND_VERSION as BACKEND_VERSION
+
 __all__ = ["BACKEND_VERSION", "corrupt_batch", "corrupt_image"]
 
-# Recorded in every result's protocol: results of another backend or version never compare.
-BACKEND_VERSION = "pytest-sslrobust torch corruptions v1"
 
 _GRAY = (0.299, 0.587, 0.114)  # OpenCV's RGB2GRAY weights
 
