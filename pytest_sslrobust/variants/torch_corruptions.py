@@ -12,8 +12,8 @@ says how far each corruption lands from the reference:
 - spatter (severities 1-3): OpenCV's Canny edges, L2 distance transform and histogram
   equalisation become a Sobel-magnitude edge map, a distance truncated at 20 by repeated
   dilation, and a per-image equalisation of that distance.
-- pixelate uses area averaging (``interpolate(mode="area")``) for PIL's BOX filter, zoom
-  and snow bilinear interpolation for scipy's order-1 zoom, frost bicubic for OpenCV's.
+- zoom blur and snow use bilinear interpolation for scipy's order-1 zoom, frost bicubic for
+  OpenCV's.
 
 Randomness: every random draw of an image comes from a CPU ``torch.Generator`` seeded with
 that image's seed, drawn in a fixed order, then moved to the device. The same seed gives
@@ -435,16 +435,31 @@ def _snow(x: torch.Tensor, s: int, gens: Sequence[torch.Generator]) -> torch.Ten
 
 
 def _sobel_edges(layer: torch.Tensor, low: float, high: float) -> torch.Tensor:
-    """A Canny-like edge map of (B, 1, H, W) in 0..255: Sobel magnitude above ``high``, or
-    above ``low`` next to such a pixel (one step of hysteresis)."""
+    """A Canny-like edge map of (B, 1, H, W) in 0..255: the Sobel magnitude (L1, as OpenCV)
+    thinned to its maxima across the gradient direction (four directions), kept above
+    ``high``, or above ``low`` next to such a pixel (one step of hysteresis)."""
     kx = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]], device=layer.device)
     padded = F.pad(layer, (1, 1, 1, 1), mode="reflect")
     gx = F.conv2d(padded, kx.view(1, 1, 3, 3))
     gy = F.conv2d(padded, kx.t().contiguous().view(1, 1, 3, 3))
-    magnitude = gx.abs() + gy.abs()  # OpenCV's default L1 gradient
-    strong = magnitude > high
+    magnitude = gx.abs() + gy.abs()
+    # Direction bins of 45 degrees: 0 horizontal gradient, 1 diagonal, 2 vertical, 3 anti.
+    angle = torch.rad2deg(torch.atan2(gy, gx)) % 180
+    bins = torch.round(angle / 45).long() % 4
+    around = F.pad(magnitude, (1, 1, 1, 1), mode="constant", value=0)
+    height, width = magnitude.shape[-2:]
+
+    def at(dy: int, dx: int) -> torch.Tensor:
+        return around[..., 1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width]
+
+    neighbours = (((0, 1), (0, -1)), ((1, 1), (-1, -1)), ((1, 0), (-1, 0)), ((1, -1), (-1, 1)))
+    peak = torch.zeros_like(magnitude, dtype=torch.bool)
+    for k, (a, b) in enumerate(neighbours):
+        peak |= (bins == k) & (magnitude >= at(*a)) & (magnitude > at(*b))
+    thin = torch.where(peak, magnitude, torch.zeros_like(magnitude))
+    strong = thin > high
     near = F.max_pool2d(strong.float(), 3, stride=1, padding=1) > 0
-    return strong | ((magnitude > low) & near)
+    return strong | ((thin > low) & near)
 
 
 def _equalise(values: torch.Tensor) -> torch.Tensor:
@@ -544,11 +559,44 @@ def _jpeg_compression(x: torch.Tensor, s: int, gens: Sequence[torch.Generator]) 
     return torch.stack(decoded).permute(0, 3, 1, 2).to(x.device).float() / 255
 
 
+@functools.lru_cache(maxsize=16)
+def _box_weights(size: int, out: int) -> torch.Tensor:
+    """Pillow's BOX reduction as an (out, size) matrix: output pixel i averages the input
+    pixels whose centres fall in its box (Pillow's ``precompute_coeffs`` with the box filter)."""
+    scale = size / out
+    support = scale * 0.5
+    weights = torch.zeros((out, size))
+    for i in range(out):
+        centre = (i + 0.5) * scale
+        low, high = max(int(centre - support + 0.5), 0), min(int(centre + support + 0.5), size)
+        for x in range(low, high):
+            if -0.5 <= (x - centre + 0.5) / scale < 0.5:
+                weights[i, x] = 1.0
+        weights[i] /= weights[i].sum()
+    return weights
+
+
 def _pixelate(x: torch.Tensor, s: int, gens: Sequence[torch.Generator]) -> torch.Tensor:
     c = (0.6, 0.5, 0.4, 0.3, 0.25)[s]
     height, width = x.shape[-2:]
-    small = F.interpolate(x, size=(int(height * c), int(width * c)), mode="area")
-    return F.interpolate(small, size=(height, width), mode="nearest-exact")
+    rows = _box_weights(height, int(height * c)).to(x.device)
+    cols = _box_weights(width, int(width * c)).to(x.device)
+    # Pillow reduces horizontally, then vertically, rounding to 8 bits after each pass.
+    wide = torch.round(torch.einsum("bchw,ow->bcho", x * 255, cols))
+    small = torch.round(torch.einsum("bchw,oh->bcow", wide, rows)) / 255
+
+    # Pillow's NEAREST enlargement walks the source coordinate in doubles, adding the scale
+    # per pixel from half a step in; its truncation decides exact boundaries (12.0 vs 11.99).
+    def nearest(out: int, size: int) -> torch.Tensor:
+        step = size / out
+        walk, picked = step * 0.5, []
+        for _ in range(out):
+            picked.append(min(int(walk), size - 1))
+            walk += step
+        return torch.tensor(picked, device=x.device)
+
+    small = small.index_select(2, nearest(height, small.shape[2]))
+    return small.index_select(3, nearest(width, small.shape[3]))
 
 
 def _elastic_transform(x: torch.Tensor, s: int, gens: Sequence[torch.Generator]) -> torch.Tensor:
