@@ -22,7 +22,8 @@ Timings are of one run on a possibly shared machine: the load average is printed
 (other jobs on the cores slow torch's two intra-op threads far more than imagecorruptions).
 About 7 minutes on 2 idle CPU cores, 15 with other jobs on them. Run from the repo root:
   HF_HUB_OFFLINE=1 python benchmarks/bench_torch_corruptions.py [--batch 16] [--images 6]
-  [--seeds 3] [--device cpu] [--threads N] [--skip-speed] [--skip-fidelity]
+  [--seeds 3] [--device cpu] [--threads N] [--corruptions glass_blur,fog] [--skip-speed]
+  [--skip-fidelity]
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ import torch
 
 from pytest_sslrobust.variants import torch_corruptions
 from pytest_sslrobust.variants.corruptions import corrupt
-from pytest_sslrobust.vocabulary import ALL, generator_version
+from pytest_sslrobust.vocabulary import ALL, generator_version, parse_corruptions
 
 # Colour photographs of skimage.data that need no download (tried in this order).
 PHOTOS = (
@@ -56,6 +57,7 @@ PHOTOS = (
 )
 SIZE = 224
 SEVERITIES = range(1, 6)
+NAMES: list[str] = list(ALL)  # --corruptions
 
 
 def photographs(limit: int) -> list[tuple[str, np.ndarray]]:
@@ -123,7 +125,7 @@ def speed(photos: list[np.ndarray], batch_size: int, device: torch.device) -> No
     print("| corruption | imagecorruptions, s | torch, s | ratio |")
     print("|---|---:|---:|---:|")
     total_ref = total_torch = 0.0
-    for name in ALL:
+    for name in NAMES:
         corrupt(images[0], name, 1, 0)  # warm-up: imports, numba compilation
         torch_corruptions.corrupt_batch(batch, name, 1, seeds)  # warm-up
         ref = sum(timed(device, per_image, name, s) for s in SEVERITIES)
@@ -181,7 +183,7 @@ def fidelity(named: list[tuple[str, np.ndarray]], n_seeds: int, device: torch.de
     )
     print("|---|---:|---:|---:|---:|")
     rows = []
-    for name in ALL:
+    for name in NAMES:
         for severity in SEVERITIES:
             ref = [
                 corrupt(im, name, severity, sd) for im, sd in zip(clean_of_pair, seeds, strict=True)
@@ -217,7 +219,7 @@ def fidelity(named: list[tuple[str, np.ndarray]], n_seeds: int, device: torch.de
         "max abs change difference |"
     )
     print("|---|---:|---:|---:|")
-    for name in ALL:
+    for name in NAMES:
         mine = [r for r in rows if r[0] == name]
         ssim = max(mine, key=lambda r: abs(r[4] - r[5]))
         agree = max(mine, key=lambda r: abs(r[6] - r[7]))
@@ -245,9 +247,13 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: torch's)"
     )
+    parser.add_argument(
+        "--corruptions", default=",".join(ALL), help="comma-separated names (default: all 19)"
+    )
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-fidelity", action="store_true")
     args = parser.parse_args()
+    NAMES[:] = parse_corruptions(args.corruptions)
     warnings.filterwarnings("ignore")  # imagecorruptions' deprecation warnings, per call
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():

@@ -7,11 +7,12 @@ one of its steps has no batched equivalent the step is approximated, and the pub
 fidelity table (``docs/corruption-backends.md``, ``benchmarks/bench_torch_corruptions.py``)
 says how far each corruption lands from the reference:
 
-- glass blur: imagecorruptions swaps pixels one after another (each swap sees the previous
-  ones); here every pixel takes its displaced neighbour's value at once, per iteration.
+- glass blur follows imagecorruptions' sequential walk exactly in what each pixel ends up
+  with (a chain of copies resolved by pointer jumping); only the random draws differ.
 - spatter (severities 1-3): OpenCV's Canny edges, L2 distance transform and histogram
-  equalisation become a Sobel-magnitude edge map, a distance truncated at 20 by repeated
-  dilation, and a per-image equalisation of that distance.
+  equalisation become a Sobel edge map thinned to its maxima across the gradient with one
+  step of hysteresis, a chessboard distance truncated at 20 by repeated 3x3 dilation, and a
+  per-image equalisation of that distance.
 - zoom blur and snow use bilinear interpolation for scipy's order-1 zoom, frost bicubic for
   OpenCV's.
 
@@ -270,19 +271,35 @@ def _glass_blur(x: torch.Tensor, s: int, gens: Sequence[torch.Generator]) -> tor
     sigma, delta, iterations = ((0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2))[s]
     x = torch.floor(_gaussian(x, sigma) * 255) / 255  # imagecorruptions' np.uint8 step
     batch, _, height, width = x.shape
+    size = height * width
     rows = torch.arange(height, device=x.device).view(1, -1, 1)
     cols = torch.arange(width, device=x.device).view(1, 1, -1)
     # Only pixels at least `delta` from the border move, as in imagecorruptions' loop.
     inner = (rows > delta) & (rows <= height - delta) & (cols > delta) & (cols <= width - delta)
+    offsets = torch.arange(batch, device=x.device).view(-1, 1, 1) * size
+    everywhere = torch.arange(batch * size, device=x.device)
     for _ in range(iterations):
         shifts = _draw(
             gens, x.device, lambda g: torch.randint(-delta, delta, (2, height, width), generator=g)
         )
-        src_rows = torch.where(inner, rows + shifts[:, 0], rows).clamp(0, height - 1)
-        src_cols = torch.where(inner, cols + shifts[:, 1], cols).clamp(0, width - 1)
-        flat = (src_rows * width + src_cols).view(batch, 1, -1).expand(-1, 3, -1)
-        x = x.flatten(2).gather(2, flat).view_as(x)
-    return _gaussian(x, sigma)
+        dy, dx = shifts[:, 0], shifts[:, 1]
+        src = torch.where(inner, rows + dy, rows) * width + torch.where(inner, cols + dx, cols)
+        # imagecorruptions walks from the bottom-right corner and each pixel takes the value
+        # now at its source (its "swap" assigns through views, so it copies): a source the
+        # walk has already passed (below, or right on the same row) holds its own source's
+        # value, and so on. Following that chain to its end (pointer jumping) gives every
+        # pixel the original value the sequential walk would give it.
+        passed = ((dy > 0) | ((dy == 0) & (dx > 0))) & inner & inner.flatten()[src]
+        src = (src + offsets).flatten()
+        chain = torch.where(passed.flatten(), src, everywhere)
+        while True:
+            jumped = chain[chain]
+            if torch.equal(jumped, chain):
+                break
+            chain = jumped
+        pixels = x.permute(0, 2, 3, 1).reshape(batch * size, 3)[src[chain]]
+        x = pixels.view(batch, height, width, 3).permute(0, 3, 1, 2)
+    return _gaussian(x.contiguous(), sigma)
 
 
 @functools.lru_cache(maxsize=8)
@@ -471,7 +488,10 @@ def _equalise(values: torch.Tensor) -> torch.Tensor:
         cdf = hist.cumsum(0)
         low = cdf[hist > 0][0]
         total = cdf[-1]
-        lut = torch.round((cdf - low) / (total - low).clamp_min(1) * 255).clamp(0, 255)
+        if total == low:  # one level only: OpenCV leaves the image as it is
+            out[i] = values[i]
+            continue
+        lut = torch.round((cdf - low) / (total - low) * 255).clamp(0, 255)
         out[i] = lut[levels].view_as(values[i])
     return out
 
