@@ -102,7 +102,7 @@ def pytest_runtest_makereport(
     later tests (pytest re-raises a failed session fixture's error) show one pointer line."""
     report = yield
     run = item.config.stash.get(RUN_KEY, None)
-    if run is not None and run.is_worker:
+    if run is not None and run.is_worker and report.when == "teardown":  # once per test
         from pytest_sslrobust.progress import attach_counts
 
         attach_counts(report, run.stats())
