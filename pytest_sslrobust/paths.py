@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 NAME_MAX = 255  # bytes per path component on Linux, macOS and Windows file systems
+# An fsspec URL (s3://bucket/prefix, gs://..., file:///abs, memory://...): a scheme of two or
+# more characters, so that a Windows drive (C:\...) stays a path.
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
+
+
+def is_url(value: object) -> bool:
+    """Whether ``value`` is an fsspec URL rather than a local path."""
+    return isinstance(value, str) and _URL.match(value) is not None
 
 
 def user_path(text: str | os.PathLike[str]) -> Path:

@@ -28,6 +28,8 @@ HEAVY = (
     "safetensors",
     "jinja2",
     "PIL",
+    "fsspec",  # only for a cache URL (features/objectstore.py)
+    "s3fs",
 )
 
 REPORTER = """

@@ -41,7 +41,22 @@ def _checksum(tensors: Mapping[str, torch.Tensor], key: str) -> str:
     return digest.hexdigest()
 
 
-class _DiskError(Exception):
+def entry_metadata(cpu: Tensors, key: str, describe: Mapping[str, Any]) -> dict[str, str]:
+    """The safetensors metadata of an entry: its checksum (covering ``key``), what it holds."""
+    return {
+        "checksum": _checksum(cpu, key),
+        "describe": json.dumps(describe, sort_keys=True, default=str),
+        "cache_format": CACHE_FORMAT,
+    }
+
+
+def check_entry(tensors: Tensors, metadata: Mapping[str, str], key: str) -> None:
+    """Raise ``ValueError`` unless ``metadata``'s checksum matches ``tensors`` under ``key``."""
+    if metadata.get("checksum") != _checksum(tensors, key):
+        raise ValueError("checksum mismatch: damaged, or the entry of another key")
+
+
+class DiskTierError(Exception):
     """The disk tier failed (its cause says why); ``tensors`` were computed before it did."""
 
     def __init__(self, tensors: Tensors | None) -> None:
@@ -119,6 +134,11 @@ class FeatureCache:
     dropped: a dropped set would have to be recomputed.
     """
 
+    # What the warning of ``disable_disk`` tells the user to do.
+    unusable_hint = (
+        "set --sslrobust-cache-dir to a writable directory, or pass --sslrobust-no-cache"
+    )
+
     def __init__(
         self,
         directory: Path | None,
@@ -126,7 +146,8 @@ class FeatureCache:
         lock_timeout: float = 3600.0,
         memory_limit: int = 2 * 2**30,
     ) -> None:
-        self.directory = directory
+        # None: no disk tier (never had one, or disabled). A URL string in ObjectStoreCache.
+        self.directory: Path | str | None = directory
         self.lock_timeout = lock_timeout
         self.memory_limit = memory_limit
         self.memory: collections.OrderedDict[str, Tensors] = collections.OrderedDict()
@@ -136,7 +157,7 @@ class FeatureCache:
     def path(self, key: str) -> Path:
         if self.directory is None:
             raise RuntimeError("the disk cache is disabled")
-        return self.directory / key[:2] / f"{key}.safetensors"
+        return Path(self.directory) / key[:2] / f"{key}.safetensors"
 
     def sweep(self, older_than: float = 6 * 3600) -> int:
         """Remove temp files that killed writes left behind (old, and whose entry is not
@@ -148,7 +169,7 @@ class FeatureCache:
         if self.directory is None:
             return 0
         removed = 0
-        for temporary, entry in stale_temporaries(self.directory, older_than):
+        for temporary, entry in stale_temporaries(Path(self.directory), older_than):
             try:
                 with FileLock(str(entry) + ".lock", timeout=0):
                     temporary.unlink(missing_ok=True)
@@ -167,8 +188,7 @@ class FeatureCache:
         warnings.warn(
             SslRobustCacheWarning(
                 f"cache directory {directory} cannot be used ({reason}); this run goes on "
-                "without the disk cache (set --sslrobust-cache-dir to a writable directory, "
-                "or pass --sslrobust-no-cache)"
+                f"without the disk cache ({self.unusable_hint})"
             ),
             stacklevel=3,
         )
@@ -189,15 +209,15 @@ class FeatureCache:
         if self.directory is None:
             tensors = self._compute(compute)
         else:
-            tensors = self._read(key)
-            if tensors is not None:
-                self.stats["disk_hits"] += 1
-            else:
-                try:
+            try:  # a disk tier on a store may fail on reading too (ObjectStoreCache)
+                tensors = self._read(key)
+                if tensors is not None:
+                    self.stats["disk_hits"] += 1
+                else:
                     tensors = self._locked_get(key, compute, describe or {})
-                except _DiskError as exc:
-                    self.disable_disk(str(exc.__cause__ or exc))
-                    tensors = exc.tensors if exc.tensors is not None else self._compute(compute)
+            except DiskTierError as exc:
+                self.disable_disk(str(exc.__cause__ or exc))
+                tensors = exc.tensors if exc.tensors is not None else self._compute(compute)
         if device is not None:
             tensors = {name: t.to(device) for name, t in tensors.items()}
         self.memory[key] = tensors
@@ -211,7 +231,11 @@ class FeatureCache:
             return _copies(self.memory[key])
         if self.directory is None:
             return None
-        return self._read(key)
+        try:
+            return self._read(key)
+        except DiskTierError as exc:
+            self.disable_disk(str(exc.__cause__ or exc))
+            return None
 
     def memory_bytes(self) -> int:
         return sum(t.numel() * t.element_size() for ts in self.memory.values() for t in ts.values())
@@ -239,7 +263,7 @@ class FeatureCache:
             lock = FileLock(str(path) + ".lock", timeout=self.lock_timeout)
             lock.acquire()
         except OSError as exc:  # read-only, missing permissions, no space
-            raise _DiskError(None) from exc
+            raise DiskTierError(None) from exc
         try:
             # Another worker may have written the entry while this one waited for the lock.
             tensors = self._read(key)
@@ -252,7 +276,7 @@ class FeatureCache:
             try:
                 self._write(path, tensors, key, describe)
             except OSError as exc:
-                raise _DiskError(tensors) from exc
+                raise DiskTierError(tensors) from exc
             return tensors
         finally:
             lock.release()
@@ -270,8 +294,7 @@ class FeatureCache:
             with safe_open(str(path), framework="pt") as handle:
                 metadata = handle.metadata() or {}
                 tensors = {name: handle.get_tensor(name) for name in handle.keys()}
-            if metadata.get("checksum") != _checksum(tensors, key):
-                raise ValueError("checksum mismatch: damaged, or the entry of another key")
+            check_entry(tensors, metadata, key)
         except Exception as exc:  # any parse failure means the same thing: recompute
             self.stats["corrupt"] += 1
             try:
@@ -290,11 +313,7 @@ class FeatureCache:
         from safetensors.torch import save_file
 
         cpu = {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
-        metadata = {
-            "checksum": _checksum(cpu, key),
-            "describe": json.dumps(describe, sort_keys=True, default=str),
-            "cache_format": CACHE_FORMAT,
-        }
+        metadata = entry_metadata(cpu, key, describe)
         temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
         try:
             try:
@@ -315,4 +334,4 @@ class FeatureCache:
         """Forget the memory tier and delete the disk entries this cache wrote."""
         self.memory.clear()
         if self.directory is not None:
-            clear(self.directory)
+            clear(Path(self.directory))

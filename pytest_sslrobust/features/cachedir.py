@@ -11,9 +11,10 @@ MARKER = "SSLROBUST-CACHE"
 MARKER_TEXT = "A pytest-sslrobust feature cache. --sslrobust-cache-clear empties it.\n"
 # Content digests of data files by path, size and mtime (``data.base.content_digest``).
 DIGEST_MEMO = "file-digests.json"
-_SHARD = re.compile(r"^[0-9a-f]{2}$")
-_ENTRY = re.compile(r"^\.?[0-9a-f]{64}\.safetensors(\.lock|\.\d+\.[0-9a-f]{32}\.tmp)?$")
-_TEMPORARY = re.compile(r"^\.([0-9a-f]{64})\.safetensors\.\d+\.[0-9a-f]{32}\.tmp$")
+SHARD_NAME = re.compile(r"^[0-9a-f]{2}$")
+# Entries, their lock files (local) or leases (object stores), and temp files of writes.
+ENTRY_NAME = re.compile(r"^\.?[0-9a-f]{64}\.safetensors(\.lock|\.lease|\.\d+\.[0-9a-f]{32}\.tmp)?$")
+TEMPORARY_NAME = re.compile(r"^\.([0-9a-f]{64})\.safetensors\.\d+\.[0-9a-f]{32}\.tmp$")
 
 
 class CacheDirError(Exception):
@@ -33,8 +34,8 @@ def _ours(directory: Path) -> list[Path]:
     their lock files and the temp files of interrupted writes."""
     found = [directory / DIGEST_MEMO] if (directory / DIGEST_MEMO).is_file() else []
     for shard in directory.iterdir():
-        if shard.is_dir() and not shard.is_symlink() and _SHARD.match(shard.name):
-            found.extend(p for p in shard.iterdir() if p.is_file() and _ENTRY.match(p.name))
+        if shard.is_dir() and not shard.is_symlink() and SHARD_NAME.match(shard.name):
+            found.extend(p for p in shard.iterdir() if p.is_file() and ENTRY_NAME.match(p.name))
     return found
 
 
@@ -44,7 +45,7 @@ def _foreign(directory: Path, ours: list[Path]) -> list[Path]:
     for path in directory.iterdir():
         if path.name == MARKER or path in mine:
             continue
-        if path.is_dir() and not path.is_symlink() and _SHARD.match(path.name):
+        if path.is_dir() and not path.is_symlink() and SHARD_NAME.match(path.name):
             foreign.extend(p for p in path.iterdir() if p not in mine)
         else:
             foreign.append(path)
@@ -92,7 +93,7 @@ def stale_temporaries(directory: Path, older_than: float) -> list[tuple[Path, Pa
     now = time.time()
     found = []
     for path in _ours(directory):
-        match = _TEMPORARY.match(path.name)
+        match = TEMPORARY_NAME.match(path.name)
         try:
             old = now - path.stat().st_mtime > older_than
         except OSError:
