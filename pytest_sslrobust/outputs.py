@@ -14,6 +14,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -187,6 +188,23 @@ def report_coverage(path: Path) -> int | None:
     return int(found.group(1)) if found else None
 
 
+def loading_facts(stats: Mapping[str, float], run: SslRobustRun) -> dict[str, Any]:
+    """The report's ``run.loading``: resolved loader processes, where JPEGs were decoded,
+    the seconds waiting for batches and in the forward pass, and which was the limit."""
+    from pytest_sslrobust.progress import bound_by
+
+    wait = round(float(stats.get("loader_wait_s", 0.0)), 2)
+    forward = round(float(stats.get("forward_s", 0.0)), 2)
+    return {
+        "workers": run.loader_workers_shown(),
+        "workers_setting": str(run.settings.workers),
+        "decode": run.settings.decode,
+        "loader_wait_s": wait,
+        "forward_s": forward,
+        "bound": bound_by(wait, forward) if stats.get("forward_images") else None,
+    }
+
+
 class HtmlReport:
     """``--sslrobust-report``: written only by a run that executed tests, never over the
     report of a run that executed more (``NAME.partial.html`` beside it instead)."""
@@ -234,6 +252,7 @@ class HtmlReport:
                     "disk_hits": stats["disk_hits"],
                     "forward_images": stats["forward_images"],
                 },
+                "loading": loading_facts(stats, self.run),
                 "outcomes": outcomes,
             },
         )

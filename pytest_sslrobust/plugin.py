@@ -69,15 +69,9 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = Settings.from_config(config)
     if settings.cache_clear and settings.cache_dir and _runs_tests(config):
         from pytest_sslrobust.features.cachedir import CacheDirError, clear
-        from pytest_sslrobust.paths import is_url
 
         try:
-            if is_url(settings.cache_dir):
-                from pytest_sslrobust.features.objectstore import clear_url
-
-                clear_url(str(settings.cache_dir))
-            else:
-                clear(settings.cache_dir)
+            clear(settings.cache_dir)
         except CacheDirError as exc:
             raise pytest.UsageError(str(exc)) from None
     # Corruptions built in this run (by id, by the sweep, by tests) default to its backend.
@@ -172,11 +166,21 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"sslrobust: model={','.join(settings.model)} data={settings.data} "
         f"device={settings.device} images={subset} seed={settings.seed}",
         f"sslrobust: cache={cache}",
+        f"sslrobust: loading workers={_workers_shown(settings)} decode={settings.decode}",
     ] + (
         [f"sslrobust: corruptions by the {settings.corruption_backend} backend"]
         if settings.corruption_backend != BACKENDS[0]
         else []
     )
+
+
+def _workers_shown(settings: Settings) -> str:
+    """The loader processes as far as the header can know them without importing torch:
+    ``auto`` on the CPU is 0; on a GPU (or ``device=auto``) the terminal summary and the
+    report give the number each process resolved."""
+    if settings.workers == "auto" and settings.device == "cpu":
+        return "0 (auto)"
+    return str(settings.workers)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -221,6 +225,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if run is None or workeroutput is None:
         return
     workeroutput["sslrobust_stats"] = dict(run.stats())
+    workeroutput["sslrobust_loaders"] = run.loader_workers_shown()
     workeroutput["sslrobust_report"] = config.stash[COLLECTOR_KEY].worker_payload()
 
 
@@ -251,6 +256,13 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             f"{stats['disk_hits']} disk hits, {stats['corrupt']} damaged entries recomputed; "
             f"forward passes: {stats['forward_batches']} batches, {stats['forward_images']} images"
         )
+        from pytest_sslrobust.progress import loading_text
+
+        loading = loading_text(
+            stats, run.loader_workers_shown(), run.settings.workers, run.settings.decode
+        )
+        if loading:
+            terminalreporter.write_line(f"loading: {loading}")
     for note in notes:
         terminalreporter.write_line(note)
 
@@ -264,5 +276,9 @@ class XdistStats:
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         output = getattr(node, "workeroutput", {})
-        self.config.stash[RUN_KEY].worker_stats.update(output.get("sslrobust_stats", {}))
+        run = self.config.stash[RUN_KEY]
+        run.worker_stats.update(output.get("sslrobust_stats", {}))
+        loaders = output.get("sslrobust_loaders")
+        if loaders is not None:
+            run.worker_loaders[str(getattr(node.gateway, "id", id(node)))] = loaders
         self.config.stash[COLLECTOR_KEY].merge_worker(output.get("sslrobust_report", "{}"))

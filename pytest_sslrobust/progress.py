@@ -119,3 +119,32 @@ class SessionProgress:
             return
         self.last, self.shown_images = now, images
         self.write(self.line())
+
+
+def bound_by(loader_wait_s: float, forward_s: float) -> str:
+    """``loader-bound`` when the forward pass waited longer for its batches than it computed,
+    else ``forward-bound``."""
+    return "loader-bound" if loader_wait_s > forward_s else "forward-bound"
+
+
+def loading_text(
+    stats: Mapping[str, float], workers: str | None, setting: object, decode: str
+) -> str | None:
+    """How this run loaded its images and whether loading or the forward pass was the limit
+    (``extract``'s ``loader_wait_s`` and ``forward_s``, summed over processes); None when no
+    image went through a model."""
+    if not stats.get("forward_images"):
+        return None
+    wait, forward = float(stats.get("loader_wait_s", 0.0)), float(stats.get("forward_s", 0.0))
+    if workers is None:
+        loaders = f"--sslrobust-workers={setting}"
+    elif workers == "0":
+        loaders = "one loader thread"
+    else:
+        loaders = f"{workers} loader processes"
+    if setting == "auto" and workers is not None:
+        loaders += " (workers=auto)"
+    return (
+        f"{loaders}, JPEG decoding on the {decode}; {bound_by(wait, forward)}: "
+        f"{wait:.1f} s waiting for batches, {forward:.1f} s in the forward pass"
+    )

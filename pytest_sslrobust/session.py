@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import collections
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
 from pytest_sslrobust.features.cachedir import DIGEST_MEMO
-from pytest_sslrobust.paths import is_url
 from pytest_sslrobust.settings import Settings
 
 if TYPE_CHECKING:
@@ -49,6 +47,37 @@ def cpu_threads_for_worker(cores: int, worker: tuple[int, int] | None) -> int | 
     return max(1, cores // worker[1])
 
 
+# Loader processes on a GPU: enough to keep one fed by JPEG decoding, not so many that a
+# 64-core host forks 63 copies of the parent per xdist worker.
+MAX_AUTO_LOADERS = 8
+
+
+def loader_workers(
+    setting: int | str, device_type: str, cores: int, worker: tuple[int, int] | None
+) -> int:
+    """The loader processes ``--sslrobust-workers`` means for this process.
+
+    An explicit N stays N. ``auto`` is 0 (one loader thread) unless the device is a CUDA GPU:
+    on the CPU the forward pass needs the same cores that loader processes would take, so
+    they would only compete with it. On a GPU it is ``min(8, cores - 1)``, one core left to
+    the main process, with the cores split first between the xdist workers of this host.
+    """
+    if setting != "auto":
+        return int(setting)
+    if device_type != "cuda":
+        return 0
+    share = max(1, cores // (worker[1] if worker is not None else 1))
+    return max(0, min(MAX_AUTO_LOADERS, share - 1))
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask, where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def split_cpu_threads(worker: tuple[int, int] | None) -> None:
     """Apply :func:`cpu_threads_for_worker`, unless the user set ``OMP_NUM_THREADS`` (then
     theirs stands, as torch's own would)."""
@@ -56,11 +85,7 @@ def split_cpu_threads(worker: tuple[int, int] | None) -> None:
         return
     import torch
 
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    threads = cpu_threads_for_worker(cores, worker)
+    threads = cpu_threads_for_worker(usable_cores(), worker)
     if threads is not None and threads < torch.get_num_threads():
         torch.set_num_threads(threads)
 
@@ -103,6 +128,9 @@ class SslRobustRun:
         # and its reason printed once.
         self._load_failures: dict[tuple[str, str], str] = {}
         self.worker_stats: collections.Counter[str] = collections.Counter()
+        # Loader processes as resolved by this process, and as xdist workers reported them.
+        self._loader_workers: int | None = None
+        self.worker_loaders: dict[str, str] = {}
         self._device: Any = None
 
     @property
@@ -115,12 +143,7 @@ class SslRobustRun:
             from pytest_sslrobust.features.cache import FeatureCache
 
             directory = None if self.settings.no_cache else self.settings.cache_dir
-            if is_url(directory):
-                from pytest_sslrobust.features.objectstore import ObjectStoreCache
-
-                self._cache = ObjectStoreCache(str(directory))
-            else:
-                self._cache = FeatureCache(directory)
+            self._cache = FeatureCache(directory)
             # Every process sweeps, xdist workers included: under -n the controller never
             # opens the cache. Concurrent sweeps are safe (per-entry locks, old files only).
             self._cache.sweep()
@@ -137,12 +160,31 @@ class SslRobustRun:
         """(index, count) of this xdist worker (``gw3`` of 4 is (3, 4)); None outside xdist."""
         return xdist_worker(self.config)
 
+    def loader_workers(self) -> int:
+        """``--sslrobust-workers`` resolved for this process (see :func:`loader_workers`)."""
+        if self._loader_workers is None:
+            self._loader_workers = loader_workers(
+                self.settings.workers, self.device().type, usable_cores(), self.worker()
+            )
+        return self._loader_workers
+
+    def loader_workers_shown(self) -> str | None:
+        """The resolved loader processes for the summary and report: ``3`` (``2, 3`` when
+        xdist workers differ); None when no process resolved them (nothing was extracted)."""
+        counts = {int(n) for shown in self.worker_loaders.values() for n in shown.split(", ")}
+        if self._loader_workers is not None:
+            counts.add(self._loader_workers)
+        if not counts:
+            return None
+        return ", ".join(str(count) for count in sorted(counts))
+
     def device(self) -> Any:
         """The run's device, resolved once: under xdist a CUDA run gives worker i the GPU
         ``i mod count`` (or of the listed ones), and on the CPU the cores are split between
         workers (see :func:`split_cpu_threads`)."""
         if self._device is None:
             self._device = self._resolve_device()
+            self._check_decode(self._device)
             if self._device.type == "cpu":
                 split_cpu_threads(self.worker())
         return self._device
@@ -181,6 +223,14 @@ class SslRobustRun:
             pytest.fail(f"--sslrobust-device={wanted}: MPS is not available", pytrace=False)
         return torch.device(wanted)
 
+    def _check_decode(self, device: Any) -> None:
+        if self.settings.decode == "gpu" and device.type != "cuda":
+            pytest.fail(
+                f"--sslrobust-decode=gpu: decoding JPEG files on the GPU needs a CUDA device, "
+                f"and this run's device is {device}; use --sslrobust-decode=cpu",
+                pytrace=False,
+            )
+
     def _failed_before(self, kind: str, spec: str) -> None:
         first = self._load_failures.get((kind, spec))
         if first is not None:
@@ -214,17 +264,6 @@ class SslRobustRun:
                 collector.add_backbone(backbone.name, {**backbone.describe(), "device": where})
         return self._backbones[spec]
 
-    def _digest_memo(self) -> Path | None:
-        """Where the digests of local data files are remembered: in the cache directory, or
-        for a cache URL in pytest's local cache dir (the memo is of this machine's files, by
-        path and mtime, so it stays local rather than shared through the store)."""
-        if self.settings.no_cache or self.settings.cache_dir is None:
-            return None
-        if not is_url(self.settings.cache_dir):
-            return Path(self.settings.cache_dir) / DIGEST_MEMO
-        cache = getattr(self.config, "cache", None)
-        return None if cache is None else Path(cache.mkdir("sslrobust")) / DIGEST_MEMO
-
     def dataset(self, spec: str | None = None) -> Dataset:
         """The dataset of ``spec`` (default: ``--sslrobust-data``), loaded once per run."""
         spec = spec or self.settings.data
@@ -232,9 +271,8 @@ class SslRobustRun:
             from pytest_sslrobust.data.base import DataError, use_digest_memo
             from pytest_sslrobust.data.specs import load_dataset
 
-            memo = self._digest_memo()
-            if memo is not None:
-                use_digest_memo(memo)
+            if not self.settings.no_cache and self.settings.cache_dir is not None:
+                use_digest_memo(self.settings.cache_dir / DIGEST_MEMO)
             self._failed_before("dataset", spec)
             try:
                 self._datasets[spec] = load_dataset(spec)
@@ -257,7 +295,8 @@ class SslRobustRun:
                 max_images=self.settings.max_images,
                 batch_size=self.settings.batch_size,
                 progress=self.progress,
-                workers=self.settings.workers,
+                workers=self.loader_workers(),
+                decode=self.settings.decode,
                 segmenter=self.settings.segmenter,
                 corruption_protocol=self.settings.corruption_protocol,
             )

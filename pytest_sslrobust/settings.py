@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pytest_sslrobust.paths import is_url, user_path
+from pytest_sslrobust.paths import user_path
 from pytest_sslrobust.vocabulary import (
     BACKENDS,
     PROTOCOLS,
@@ -184,8 +184,23 @@ def parse_callable_spec(value: str) -> str:
     return text
 
 
-def parse_workers(value: str) -> int:
-    return _integer(value, "workers", 0)
+def parse_workers(value: str) -> int | str:
+    """``auto`` (resolved once the device is known: ``session.loader_workers``) or N >= 0."""
+    if str(value).strip().lower() == "auto":
+        return "auto"
+    try:
+        return _integer(value, "workers", 0)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"Could not parse workers {value!r}: expected auto or a whole number >= 0"
+        ) from None
+
+
+def parse_decode(value: str) -> str:
+    text = str(value).strip().lower()
+    if text not in ("cpu", "gpu"):
+        raise argparse.ArgumentTypeError(f"Could not parse decode {value!r}: expected cpu or gpu")
+    return text
 
 
 def parse_compare_fail(value: str) -> str:
@@ -240,19 +255,6 @@ def parse_path(value: str) -> Path:
         return user_path(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def parse_cache_dir(value: str) -> Path | str:
-    """A directory (as ``parse_path``), or an fsspec URL (``s3://BUCKET/PREFIX``, ``gs://``,
-    ``file:///ABS``, ``memory://``) kept as a string; a URL's filesystem must be installed."""
-    if not is_url(value.strip()):
-        return parse_path(value)
-    from pytest_sslrobust.features.objectstore import check_url
-
-    problem = check_url(value.strip())
-    if problem:
-        raise argparse.ArgumentTypeError(problem)
-    return value.strip()
 
 
 def parse_existing_file(value: str) -> Path:
@@ -411,12 +413,10 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "cache_dir",
-        parse_cache_dir,
+        parse_path,
         None,
-        "DIR|URL",
-        "where cached features live: a directory, or an fsspec URL such as s3://BUCKET/PREFIX "
-        "(extra ray; credentials and endpoint from AWS_* / FSSPEC_S3_* variables) (default: "
-        "sslrobust/ under pytest's cache dir)",
+        "DIR",
+        "where cached features live (default: sslrobust/ under pytest's cache dir)",
     ),
     Option(
         "corruptions",
@@ -470,9 +470,20 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "workers",
         parse_workers,
-        0,
-        "N",
-        "processes that load and alter images (0: one loader thread; default: 0)",
+        "auto",
+        "N|auto",
+        "processes that decode, load and alter images (0: one loader thread); auto is 0 on "
+        "the CPU and min(8, cores - 1) on a GPU, the cores split between xdist workers "
+        "(default: auto)",
+    ),
+    Option(
+        "decode",
+        parse_decode,
+        "cpu",
+        "cpu|gpu",
+        "where the JPEG files of clean and released sets are decoded: by PIL in the loader "
+        "(cpu), or by torchvision.io.decode_jpeg on the run's CUDA device (gpu; altered "
+        "sets are always decoded on the CPU) (default: cpu)",
     ),
     Option(
         "json",
@@ -572,15 +583,15 @@ class Settings:
     head: Path | None = _DEFAULTS["head"]
     save_probe: Path | None = _DEFAULTS["save_probe"]
     seed: int = _DEFAULTS["seed"]
-    # A Path, or an fsspec URL string (``paths.is_url`` tells them apart).
-    cache_dir: Path | str | None = _DEFAULTS["cache_dir"]
+    cache_dir: Path | None = _DEFAULTS["cache_dir"]
     corruptions: tuple[str, ...] | None = _DEFAULTS["corruptions"]
     severities: tuple[int, ...] = _DEFAULTS["severities"]
     probe_cv: str = _DEFAULTS["probe_cv"]
     corruption_protocol: str = _DEFAULTS["corruption_protocol"]
     corruption_backend: str = _DEFAULTS["corruption_backend"]
     segmenter: str | None = _DEFAULTS["segmenter"]
-    workers: int = _DEFAULTS["workers"]
+    workers: int | str = _DEFAULTS["workers"]
+    decode: str = _DEFAULTS["decode"]
     json: Path | None = _DEFAULTS["json"]
     report: Path | None = _DEFAULTS["report"]
     save: Path | None = _DEFAULTS["save"]

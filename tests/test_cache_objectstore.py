@@ -509,3 +509,22 @@ def test_an_unknown_protocol_is_a_usage_error(pytester: pytest.Pytester) -> None
     result.stderr.fnmatch_lines(
         ["*--sslrobust-cache-dir*cache URL 'foo://x': fsspec has no 'foo' filesystem*"]
     )
+
+
+def test_a_filesystem_that_fails_to_start_disables_the_tier(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("fsspec", reason="fsspec is in the ray extra")
+    import fsspec.core
+
+    from pytest_sslrobust.features.objectstore import ObjectStoreCache
+
+    def broken(url: str, **options: Any) -> None:
+        raise ValueError("bad FSSPEC_S3_CONFIG_KWARGS")
+
+    monkeypatch.setattr(fsspec.core, "url_to_fs", broken)
+    with pytest.warns(SslRobustCacheWarning, match="s3://b/p cannot be used.*bad FSSPEC"):
+        cache = ObjectStoreCache("s3://b/p")
+    compute = Counting()
+    assert torch.equal(cache.get(KEY, compute)["features"], _tensors()["features"])
+    assert compute.calls == 1 and cache.sweep() == 0 and cache.peek(OTHER_KEY) is None

@@ -101,6 +101,27 @@ class Preprocessing:
             image = self.geometry(image)[0]
         return self.normalise(image)
 
+    def tensor(self, image: torch.Tensor) -> torch.Tensor:
+        """uint8 3xHxW on any device (a JPEG decoded on the GPU) -> normalised float32
+        3 x input_size x input_size on that device: the same resize, crop and normalisation
+        as :meth:`__call__`, done by the same torchvision functions on the tensor."""
+        from torchvision.transforms import InterpolationMode
+        from torchvision.transforms.v2 import functional as F
+
+        size = [self.input_size, self.input_size]
+        if tuple(image.shape[-2:]) != tuple(size):
+            # Channels last in memory, as the numpy path hands its HxWx3 images to resize.
+            image = image.permute(1, 2, 0).contiguous().permute(2, 0, 1)
+            image = F.resize(
+                image,
+                [self.resize_to],
+                interpolation=InterpolationMode(self.interpolation),
+                antialias=True,
+            )
+            image = F.center_crop(image, size)
+        image = image.to(torch.float32).div_(255.0)
+        return F.normalize(image, list(self.mean), list(self.std))
+
     @property
     def fill(self) -> tuple[int, int, int]:
         """The uint8 colour that normalises to zero (the mean), for masked-out pixels."""
@@ -240,7 +261,10 @@ class Backbone:
     @torch.inference_mode()
     def forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Preprocessed batch on any device -> (features, logits or None), float32."""
-        batch = batch.to(self.device, non_blocking=True)
+        # Asynchronous only from pinned memory (the loader pins batches for a CUDA device);
+        # from pageable memory a non-blocking copy is synchronous anyway.
+        pinned = self.device.type == "cuda" and batch.device.type == "cpu" and batch.is_pinned()
+        batch = batch.to(self.device, non_blocking=pinned)
         with _autocast(self.device):
             features = self.embedding_module()(batch)
             logits = self.model.get_classifier()(features) if self.num_classes else None

@@ -217,6 +217,10 @@ class IndexedSource(Source):
     def load(self, index: int) -> Item:
         return self.base.load(int(self.indices[index]))
 
+    def encoded(self, index: int) -> bytes | None:
+        encoded = getattr(self.base, "encoded", None)
+        return None if encoded is None else encoded(int(self.indices[index]))  # type: ignore[no-any-return]
+
 
 def as_rgb_uint8(array: np.ndarray, what: str) -> np.ndarray:
     """Convert grayscale, gray+alpha, RGBA or float-in-[0,1] pixels to uint8 HxWx3."""

@@ -37,6 +37,7 @@ IMAGENET_C_SEVERITIES = ("1", "2", "3", "4", "5")
 
 IN9_ORIGINAL = "original"
 IN9_MASKS = "fg_mask"
+JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
 
 
 class FileSource(Source):
@@ -63,6 +64,17 @@ class FileSource(Source):
         if self.mask_paths is not None:
             mask = load_mask(self.mask_paths[index], image.shape[:2])
         return Item(image, int(self.labels[index]), self.ids[index], mask)
+
+    def encoded(self, index: int) -> bytes | None:
+        """The file's bytes when it is a JPEG (to be decoded elsewhere, e.g. on a GPU);
+        None for other formats, which :meth:`load` decodes."""
+        path = self.paths[index]
+        if path.suffix.lower() not in JPEG_SUFFIXES:
+            return None
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise DataError(f"image file {str(path)!r} does not exist") from None
 
 
 class ArraySource(Source):

@@ -14,6 +14,8 @@ Object stores have no rename and no file locks, so:
   ``lease_timeout``. The owner deletes its lease after publishing. Two controllers that
   take over one stale lease at once may both compute; both publish the same bytes and the
   conditional create keeps one, so the worst case is work done twice, never a wrong entry.
+  A lease's age is by the clock of the controller that wrote it: the controllers' clocks
+  must agree to well within ``lease_timeout``.
 
 Errors of the store itself (no credentials, no bucket, access denied, unreachable endpoint)
 disable the disk tier once with a warning, as an unusable local directory does; the run goes
@@ -120,7 +122,12 @@ class ObjectStoreCache(FeatureCache):
         self._marked = False
         from fsspec.core import url_to_fs
 
-        self.fs, root = url_to_fs(url, **dict(storage_options or {}))
+        try:
+            self.fs, root = url_to_fs(url, **dict(storage_options or {}))
+        except Exception as exc:  # a bad FSSPEC_* setting, a filesystem that fails to start
+            self.directory = url
+            self.disable_disk(f"{type(exc).__name__}: {exc}")
+            return
         self.root = root.rstrip("/")
         protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
         self.atomic_create = any(p in ATOMIC_CREATE for p in protocols)

@@ -82,9 +82,11 @@ def item_seed(seed: int, item_id: str, variant_id: str) -> int:
     return int(stable_hash("item-seed", seed, item_id, variant_id)[:16], 16)
 
 
-def feature_key(provenance: Provenance, device: torch.device) -> str:
-    """The cache key of the features ``provenance`` describes, computed on ``device``."""
-    return cache_key({**provenance.to_dict(), "device_type": device.type})
+def feature_key(provenance: Provenance, device: torch.device, decode: str = "cpu") -> str:
+    """The cache key of the features ``provenance`` describes, computed on ``device``
+    (``decode="gpu"``: JPEGs decoded by torchvision on the device, whose pixels may differ)."""
+    extra = {"decode": decode} if decode != "cpu" else {}
+    return cache_key({**provenance.to_dict(), "device_type": device.type, **extra})
 
 
 @functools.lru_cache(maxsize=1)
@@ -111,7 +113,9 @@ class FeatureStore:
         max_images: size of the stratified subset per split, or None for all.
         batch_size: images per forward pass.
         progress: makes a progress callback for a label, or None for silence.
-        workers: loader processes for altered items (0: one loader thread).
+        workers: loader processes (0: one loader thread).
+        decode: ``"gpu"`` decodes the JPEG files of unaltered sets on the backbone's device
+            (altered items are altered as numpy images on the CPU, so decoded there).
         segmenter: ``module:callable`` giving foreground masks when items have none.
         corruption_protocol: how corruption names given as strings are applied.
     """
@@ -129,6 +133,7 @@ class FeatureStore:
         workers: int = 0,
         segmenter: str | None = None,
         corruption_protocol: str = "on-the-fly",
+        decode: str = "cpu",
     ) -> None:
         self.backbone = backbone
         self.dataset = dataset
@@ -140,6 +145,7 @@ class FeatureStore:
         self.workers = workers
         self.segmenter = segmenter
         self.corruption_protocol = corruption_protocol
+        self.decode = decode
         # Fitted readouts (probes, kNN banks) by kind, shared by every test of the run.
         self.readouts: dict[str, Any] = {}
 
@@ -250,7 +256,10 @@ class FeatureStore:
             image_size=self.backbone.preprocessing.input_size,
         )
         protocol = provenance.to_dict()
-        key = feature_key(provenance, self.backbone.device)
+        # Altered items are altered as numpy images on the CPU: only unaltered sets (clean,
+        # released files) can be decoded on the device.
+        decode = self.decode if transform is None else "cpu"
+        key = feature_key(provenance, self.backbone.device, decode)
         label = f"{self.backbone.name} / {split} / {variant_id}"
 
         def compute() -> dict[str, torch.Tensor]:
@@ -262,7 +271,8 @@ class FeatureStore:
                 batch_size=self.batch_size,
                 progress=self.progress(label) if self.progress else None,
                 stats=self.cache.stats,
-                workers=self.workers if transform is not None else 0,
+                workers=self.workers,
+                decode=decode,
                 on_upscaled=self._warn_upscaled,
             )
 

@@ -37,6 +37,7 @@ class RunInfo:
     has_max_images: bool
     wall_time_s: Any
     cache: Mapping[str, Any]
+    loading: Mapping[str, Any]
     outcomes: dict[str, Any]
     versions: dict[str, Any]
 
@@ -51,6 +52,7 @@ class RunInfo:
             has_max_images="max_images" in run,
             wall_time_s=run.get("wall_time_s"),
             cache=mapping_of(run.get("cache")) or {},
+            loading=mapping_of(run.get("loading")) or {},
             outcomes=mapping_of(run.get("outcomes")) or {},
             versions=mapping_of(run.get("versions")) or {},
         )
@@ -95,7 +97,32 @@ def _facts(run: RunInfo) -> list[tuple[str, str]]:
                 f"{format_number(cache.get('forward_images', 0))} images through a model",
             )
         )
+    loading = loading_fact(run.loading)
+    if loading:
+        facts.append(("loading", loading))
     return facts
+
+
+def loading_fact(loading: Mapping[str, Any]) -> str:
+    """``3 loader processes, JPEG decoding on the cpu; loader-bound (12.3 s waiting for
+    batches, 4.1 s in the forward pass)``, or empty when the run loaded nothing."""
+    if not loading.get("bound"):
+        return ""
+    workers = loading.get("workers")
+    if workers is None:
+        loaders = f"workers={text(loading.get('workers_setting'))}"
+    elif str(workers) == "0":
+        loaders = "one loader thread"
+    else:
+        loaders = f"{workers} loader processes"
+    if loading.get("workers_setting") == "auto" and workers is not None:
+        loaders += " (workers=auto)"
+    return (
+        f"{loaders}, JPEG decoding on the {text(loading.get('decode')) or 'cpu'}; "
+        f"{text(loading.get('bound'))} ({format_number(loading.get('loader_wait_s', 0))} s "
+        f"waiting for batches, {format_number(loading.get('forward_s', 0))} s in the forward "
+        "pass)"
+    )
 
 
 def protocol_summary(document: ReportDocument) -> list[tuple[str, str]]:
