@@ -69,9 +69,15 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = Settings.from_config(config)
     if settings.cache_clear and settings.cache_dir and _runs_tests(config):
         from pytest_sslrobust.features.cachedir import CacheDirError, clear
+        from pytest_sslrobust.paths import is_url
 
         try:
-            clear(settings.cache_dir)
+            if is_url(settings.cache_dir):
+                from pytest_sslrobust.features.objectstore import clear_url
+
+                clear_url(str(settings.cache_dir))
+            else:
+                clear(settings.cache_dir)
         except CacheDirError as exc:
             raise pytest.UsageError(str(exc)) from None
     # Corruptions built in this run (by id, by the sweep, by tests) default to its backend.

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import collections
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
 from pytest_sslrobust.features.cachedir import DIGEST_MEMO
+from pytest_sslrobust.paths import is_url
 from pytest_sslrobust.settings import Settings
 
 if TYPE_CHECKING:
@@ -143,7 +145,12 @@ class SslRobustRun:
             from pytest_sslrobust.features.cache import FeatureCache
 
             directory = None if self.settings.no_cache else self.settings.cache_dir
-            self._cache = FeatureCache(directory)
+            if is_url(directory):
+                from pytest_sslrobust.features.objectstore import ObjectStoreCache
+
+                self._cache = ObjectStoreCache(str(directory))
+            else:
+                self._cache = FeatureCache(directory)
             # Every process sweeps, xdist workers included: under -n the controller never
             # opens the cache. Concurrent sweeps are safe (per-entry locks, old files only).
             self._cache.sweep()
@@ -264,6 +271,17 @@ class SslRobustRun:
                 collector.add_backbone(backbone.name, {**backbone.describe(), "device": where})
         return self._backbones[spec]
 
+    def _digest_memo(self) -> Path | None:
+        """Where the digests of local data files are remembered: in the cache directory, or
+        for a cache URL in pytest's local cache dir (the memo is of this machine's files, by
+        path and mtime, so it stays local rather than shared through the store)."""
+        if self.settings.no_cache or self.settings.cache_dir is None:
+            return None
+        if not is_url(self.settings.cache_dir):
+            return Path(self.settings.cache_dir) / DIGEST_MEMO
+        cache = getattr(self.config, "cache", None)
+        return None if cache is None else Path(cache.mkdir("sslrobust")) / DIGEST_MEMO
+
     def dataset(self, spec: str | None = None) -> Dataset:
         """The dataset of ``spec`` (default: ``--sslrobust-data``), loaded once per run."""
         spec = spec or self.settings.data
@@ -271,8 +289,9 @@ class SslRobustRun:
             from pytest_sslrobust.data.base import DataError, use_digest_memo
             from pytest_sslrobust.data.specs import load_dataset
 
-            if not self.settings.no_cache and self.settings.cache_dir is not None:
-                use_digest_memo(self.settings.cache_dir / DIGEST_MEMO)
+            memo = self._digest_memo()
+            if memo is not None:
+                use_digest_memo(memo)
             self._failed_before("dataset", spec)
             try:
                 self._datasets[spec] = load_dataset(spec)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pytest_sslrobust.paths import user_path
+from pytest_sslrobust.paths import is_url, user_path
 from pytest_sslrobust.vocabulary import (
     BACKENDS,
     PROTOCOLS,
@@ -257,6 +257,19 @@ def parse_path(value: str) -> Path:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def parse_cache_dir(value: str) -> Path | str:
+    """A directory (as ``parse_path``), or an fsspec URL (``s3://BUCKET/PREFIX``, ``gs://``,
+    ``file:///ABS``, ``memory://``) kept as a string; a URL's filesystem must be installed."""
+    if not is_url(value.strip()):
+        return parse_path(value)
+    from pytest_sslrobust.features.objectstore import check_url
+
+    problem = check_url(value.strip())
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return value.strip()
+
+
 def parse_existing_file(value: str) -> Path:
     path = parse_path(value)
     if not path.is_file():
@@ -413,10 +426,12 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "cache_dir",
-        parse_path,
+        parse_cache_dir,
         None,
-        "DIR",
-        "where cached features live (default: sslrobust/ under pytest's cache dir)",
+        "DIR|URL",
+        "where cached features live: a directory, or an fsspec URL such as s3://BUCKET/PREFIX "
+        "(extra ray; credentials and endpoint from AWS_* / FSSPEC_S3_* variables) (default: "
+        "sslrobust/ under pytest's cache dir)",
     ),
     Option(
         "corruptions",
@@ -583,7 +598,8 @@ class Settings:
     head: Path | None = _DEFAULTS["head"]
     save_probe: Path | None = _DEFAULTS["save_probe"]
     seed: int = _DEFAULTS["seed"]
-    cache_dir: Path | None = _DEFAULTS["cache_dir"]
+    # A Path, or an fsspec URL string (``paths.is_url`` tells them apart).
+    cache_dir: Path | str | None = _DEFAULTS["cache_dir"]
     corruptions: tuple[str, ...] | None = _DEFAULTS["corruptions"]
     severities: tuple[int, ...] = _DEFAULTS["severities"]
     probe_cv: str = _DEFAULTS["probe_cv"]
