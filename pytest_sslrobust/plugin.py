@@ -62,11 +62,27 @@ def _runs_tests(config: pytest.Config) -> bool:
     )
 
 
+def _xdist_processes(config: pytest.Config) -> bool:
+    """Whether this process is, or will start, xdist workers."""
+    if hasattr(config, "workerinput"):
+        return True
+    try:
+        return bool(config.getoption("numprocesses", None))
+    except ValueError:
+        return False
+
+
 def pytest_configure(config: pytest.Config) -> None:
     from pytest_sslrobust.backbones.registry import register_backbone
 
     config.hook.pytest_sslrobust_register_backbones(register=register_backbone)
     settings = Settings.from_config(config)
+    if settings.executor == "ray" and _xdist_processes(config):
+        raise pytest.UsageError(
+            "--sslrobust-executor=ray starts a Ray cluster per process, and -n would start one "
+            "per xdist worker: drop -n (Ray spreads the work), or start one cluster with "
+            "`ray start --head` and pass --sslrobust-executor=ray:auto"
+        )
     if settings.cache_clear and settings.cache_dir and _runs_tests(config):
         from pytest_sslrobust.features.cachedir import CacheDirError, clear
         from pytest_sslrobust.paths import is_url
@@ -168,15 +184,23 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     settings = config.stash[RUN_KEY].settings
     cache = "off" if settings.no_cache else str(settings.cache_dir)
     subset = "all" if settings.max_images is None else f"<= {settings.max_images} per split"
-    return [
-        f"sslrobust: model={','.join(settings.model)} data={settings.data} "
-        f"device={settings.device} images={subset} seed={settings.seed}",
-        f"sslrobust: cache={cache}",
-        f"sslrobust: loading workers={_workers_shown(settings)} decode={settings.decode}",
-    ] + (
-        [f"sslrobust: corruptions by the {settings.corruption_backend} backend"]
-        if settings.corruption_backend != BACKENDS[0]
-        else []
+    return (
+        [
+            f"sslrobust: model={','.join(settings.model)} data={settings.data} "
+            f"device={settings.device} images={subset} seed={settings.seed}",
+            f"sslrobust: cache={cache}",
+            f"sslrobust: loading workers={_workers_shown(settings)} decode={settings.decode}",
+        ]
+        + (
+            [f"sslrobust: feature sets computed by {settings.executor} (Ray actors)"]
+            if settings.executor != "local"
+            else []
+        )
+        + (
+            [f"sslrobust: corruptions by the {settings.corruption_backend} backend"]
+            if settings.corruption_backend != BACKENDS[0]
+            else []
+        )
     )
 
 
@@ -191,6 +215,9 @@ def _workers_shown(settings: Settings) -> str:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     use_corruption_backend(BACKENDS[0])
+    run = config.stash.get(RUN_KEY, None)
+    if run is not None:
+        run.close()
     from pytest_sslrobust.outputs import OUTPUT_NAMES
 
     collector = config.stash.get(COLLECTOR_KEY, None)

@@ -134,6 +134,7 @@ class SslRobustRun:
         self._loader_workers: int | None = None
         self.worker_loaders: dict[str, str] = {}
         self._device: Any = None
+        self._executor: Any = None
 
     @property
     def is_worker(self) -> bool:
@@ -318,8 +319,50 @@ class SslRobustRun:
                 decode=self.settings.decode,
                 segmenter=self.settings.segmenter,
                 corruption_protocol=self.settings.corruption_protocol,
+                executor=self.executor(),
             )
         return self._stores[key]
+
+    def executor(self) -> Any:
+        """The Ray executor of ``--sslrobust-executor=ray[:ADDRESS]`` (made once; the
+        cluster is joined or started when the first set is computed), or None."""
+        if self.settings.executor == "local":
+            return None
+        if self._executor is None:
+            from pytest_sslrobust.features.ray_executor import RayExecutor
+
+            address = self.settings.executor.partition(":")[2] or None
+            self._executor = RayExecutor(address, self.worker_spec, progress=self.progress)
+        return self._executor
+
+    def worker_spec(self, store: FeatureStore) -> Any:
+        """What a Ray actor needs to rebuild ``store`` (see ``ray_executor.WorkerSpec``)."""
+        from pytest_sslrobust.features.ray_executor import WorkerSpec
+        from pytest_sslrobust.vocabulary import corruption_backend
+
+        directory = store.cache.directory
+        return WorkerSpec(
+            backbone=store.backbone.spec,
+            arch=self.settings.arch,
+            image_size=self.settings.image_size,
+            backbone_fingerprint=store.backbone.fingerprint,
+            data=store.dataset.spec,
+            dataset_fingerprint=store.dataset.fingerprint,
+            seed=store.seed,
+            max_images=store.max_images,
+            batch_size=store.batch_size,
+            segmenter=store.segmenter,
+            corruption_protocol=store.corruption_protocol,
+            corruption_backend=corruption_backend(),
+            cache=None if directory is None else str(directory),
+            device_type=store.backbone.device.type,
+        )
+
+    def close(self) -> None:
+        """End what the run started: the Ray actors, and a local cluster."""
+        if self._executor is not None:
+            self._executor.shutdown()
+            self._executor = None
 
     def progress(self, label: str) -> Any:
         from pytest_sslrobust.features.extract import TerminalProgress

@@ -196,6 +196,19 @@ def parse_workers(value: str) -> int | str:
         ) from None
 
 
+def parse_executor(value: str) -> str:
+    """``local``, ``ray`` (a local cluster for the run), ``ray:auto`` (the running cluster)
+    or ``ray:ADDRESS``."""
+    text = str(value).strip()
+    kind, _, address = text.partition(":")
+    if text in ("local", "ray") or (kind == "ray" and address.strip()):
+        return text if text in ("local", "ray") else f"ray:{address.strip()}"
+    raise argparse.ArgumentTypeError(
+        f"Could not parse executor {value!r}: expected local (this process), ray (a local "
+        "Ray cluster), ray:auto (the running cluster) or ray:ADDRESS (e.g. ray:10.0.0.5:6379)"
+    )
+
+
 def parse_decode(value: str) -> str:
     text = str(value).strip().lower()
     if text not in ("cpu", "gpu"):
@@ -492,6 +505,15 @@ OPTIONS: tuple[Option, ...] = (
         "(default: auto)",
     ),
     Option(
+        "executor",
+        parse_executor,
+        "local",
+        "local|ray|ray:ADDRESS",
+        "where missing feature sets are computed: this process, a local Ray cluster started "
+        "for the run, or a running one (ray:auto, ray:HOST:PORT), on actors that keep the "
+        "model loaded (needs the ray extra) (default: local)",
+    ),
+    Option(
         "decode",
         parse_decode,
         "cpu",
@@ -607,6 +629,7 @@ class Settings:
     corruption_backend: str = _DEFAULTS["corruption_backend"]
     segmenter: str | None = _DEFAULTS["segmenter"]
     workers: int | str = _DEFAULTS["workers"]
+    executor: str = _DEFAULTS["executor"]
     decode: str = _DEFAULTS["decode"]
     json: Path | None = _DEFAULTS["json"]
     report: Path | None = _DEFAULTS["report"]

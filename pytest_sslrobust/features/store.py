@@ -32,6 +32,12 @@ from pytest_sslrobust.features.provenance import Provenance, Subset
 ORIGINAL = "original"
 
 
+class Executor(Protocol):
+    """Computes a planned feature set somewhere else (a Ray cluster) and returns it whole."""
+
+    def extract(self, store: FeatureStore, plan: ExtractionPlan) -> dict[str, torch.Tensor]: ...
+
+
 @runtime_checkable
 class VariantLike(Protocol):
     """What the store needs of an alteration: a readable id and a seeded ``apply``.
@@ -77,6 +83,50 @@ class FeatureSet:
         return len(self.ids)
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class ExtractionPlan:
+    """One feature set before it is computed (see :meth:`FeatureStore.plan`)."""
+
+    variant: Any  # as asked for: an id or a variant object
+    split: str
+    per_class: int | None
+    variant_id: str
+    chosen: IndexedSource
+    source: Source
+    indices: np.ndarray
+    transform: ItemTransform | None
+    provenance: Provenance
+    key: str
+    label: str
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def extract(
+        self,
+        store: FeatureStore,
+        start: int = 0,
+        stop: int | None = None,
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Features of the plan's items at positions ``start:stop`` (all by default), in
+        ``store``'s batches: a range that starts on a batch boundary is computed in the same
+        batches as the whole set, so its rows are the whole set's rows bit for bit."""
+        return extract(
+            store.backbone,
+            self.source,
+            self.indices[start:stop],
+            transform=self.transform,
+            batch_size=store.batch_size,
+            progress=progress,
+            stats=store.cache.stats,
+            workers=store.workers,
+            decode=store.decode if self.transform is None else "cpu",
+            on_upscaled=store._warn_upscaled,
+        )
+
+
 def item_seed(seed: int, item_id: str, variant_id: str) -> int:
     """The seed for one item under one variant: independent of order, batch and worker."""
     return int(stable_hash("item-seed", seed, item_id, variant_id)[:16], 16)
@@ -118,6 +168,8 @@ class FeatureStore:
             (altered items are altered as numpy images on the CPU, so decoded there).
         segmenter: ``module:callable`` giving foreground masks when items have none.
         corruption_protocol: how corruption names given as strings are applied.
+        executor: computes missing sets elsewhere (``--sslrobust-executor=ray``); None
+            extracts in this process.
     """
 
     def __init__(
@@ -133,6 +185,7 @@ class FeatureStore:
         workers: int = 0,
         segmenter: str | None = None,
         corruption_protocol: str = "on-the-fly",
+        executor: Executor | None = None,
         decode: str = "cpu",
     ) -> None:
         self.backbone = backbone
@@ -145,6 +198,7 @@ class FeatureStore:
         self.workers = workers
         self.segmenter = segmenter
         self.corruption_protocol = corruption_protocol
+        self.executor = executor
         self.decode = decode
         # Fitted readouts (probes, kNN banks) by kind, shared by every test of the run.
         self.readouts: dict[str, Any] = {}
@@ -219,6 +273,39 @@ class FeatureStore:
         at most that many images of each class instead of the run's subset (readouts'
         training data, ``--sslrobust-train-per-class``); it is part of the provenance.
         """
+        plan = self.plan(variant, split, per_class=per_class)
+        chosen = plan.chosen
+
+        def compute() -> dict[str, torch.Tensor]:
+            if self.executor is not None:
+                return self.executor.extract(self, plan)
+            return plan.extract(self, progress=self.progress(plan.label) if self.progress else None)
+
+        tensors = self.cache.get(
+            plan.key, compute, describe=plan.provenance.to_dict(), device=self.backbone.device
+        )
+        return FeatureSet(
+            features=tensors["features"],
+            logits=tensors.get("logits"),
+            labels=torch.as_tensor(chosen.labels, dtype=torch.int64),
+            ids=chosen.ids,
+            split=split,
+            variant=plan.variant_id,
+            key=plan.key,
+            ssim=tensors.get("ssim"),
+            provenance=plan.provenance,
+        )
+
+    def plan(
+        self,
+        variant: str | VariantLike = ORIGINAL,
+        split: str = "test",
+        *,
+        per_class: int | None = None,
+    ) -> ExtractionPlan:
+        """What :meth:`get` would compute for ``variant`` on ``split``: the items, the
+        alteration, the provenance and the cache key, without computing anything. A Ray
+        actor rebuilds the same plan from the same settings and extracts a range of it."""
         variant_id, source, transform, params, origin = self._resolve(variant, split)
         chosen = self.selection(split, variant_id, per_class=per_class)
         if source is None:
@@ -255,38 +342,20 @@ class FeatureStore:
             versions=dict(library_versions()),
             image_size=self.backbone.preprocessing.input_size,
         )
-        protocol = provenance.to_dict()
-        # Altered items are altered as numpy images on the CPU: only unaltered sets (clean,
-        # released files) can be decoded on the device.
-        decode = self.decode if transform is None else "cpu"
-        key = feature_key(provenance, self.backbone.device, decode)
-        label = f"{self.backbone.name} / {split} / {variant_id}"
-
-        def compute() -> dict[str, torch.Tensor]:
-            return extract(
-                self.backbone,
-                source,
-                indices,
-                transform=transform,
-                batch_size=self.batch_size,
-                progress=self.progress(label) if self.progress else None,
-                stats=self.cache.stats,
-                workers=self.workers,
-                decode=decode,
-                on_upscaled=self._warn_upscaled,
-            )
-
-        tensors = self.cache.get(key, compute, describe=protocol, device=self.backbone.device)
-        return FeatureSet(
-            features=tensors["features"],
-            logits=tensors.get("logits"),
-            labels=torch.as_tensor(chosen.labels, dtype=torch.int64),
-            ids=chosen.ids,
+        return ExtractionPlan(
+            variant=variant,
             split=split,
-            variant=variant_id,
-            key=key,
-            ssim=tensors.get("ssim"),
+            per_class=per_class,
+            variant_id=variant_id,
+            chosen=chosen,
+            source=source,
+            indices=indices,
+            transform=transform,
             provenance=provenance,
+            key=feature_key(
+                provenance, self.backbone.device, self.decode if transform is None else "cpu"
+            ),
+            label=f"{self.backbone.name} / {split} / {variant_id}",
         )
 
     def _resolve(
