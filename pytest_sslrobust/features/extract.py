@@ -215,6 +215,35 @@ def _worker_batches(
     yield from loader
 
 
+def load_batches(
+    backbone: Backbone,
+    source: Source,
+    indices: np.ndarray,
+    *,
+    transform: ItemTransform | None = None,
+    batch_size: int = 32,
+    prefetch: int = 2,
+    workers: int = 0,
+    decode: str = "cpu",
+) -> Iterator[Batch]:
+    """The batches :func:`extract` feeds to the forward pass, in order: preprocessed on the
+    CPU (pinned for a CUDA device) by one loader thread or ``workers`` processes, or with
+    ``decode="gpu"`` decoded, resized and normalised on the backbone's device."""
+    if decode not in DECODES:
+        raise ValueError(f"decode must be one of {', '.join(DECODES)}, got {decode!r}")
+    encoded = decode == "gpu"
+    if encoded and transform is not None:
+        raise ValueError("decode='gpu' reads unaltered files only; alterations work on the CPU")
+    if workers > 0:
+        batches = _worker_batches(
+            source, indices, backbone, transform, batch_size, workers, encoded
+        )
+    else:
+        batches = _prefetched(source, indices, backbone, transform, batch_size, prefetch, encoded)
+    for loaded in batches:
+        yield _decoded(loaded, backbone) if encoded else loaded  # type: ignore[misc,arg-type]
+
+
 def extract(
     backbone: Backbone,
     source: Source,
@@ -245,30 +274,28 @@ def extract(
     ``on_upscaled(count, total)`` is called when ``count`` source images were smaller than
     the backbone's input size (preprocessing enlarged them).
     """
-    if decode not in DECODES:
-        raise ValueError(f"decode must be one of {', '.join(DECODES)}, got {decode!r}")
-    encoded = decode == "gpu"
-    if encoded and transform is not None:
-        raise ValueError("decode='gpu' reads unaltered files only; alterations work on the CPU")
     features: list[torch.Tensor] = []
     logits: list[torch.Tensor] = []
     measures: dict[str, list[torch.Tensor]] = collections.defaultdict(list)
     done = 0
-    if workers > 0:
-        batches = _worker_batches(
-            source, indices, backbone, transform, batch_size, workers, encoded
-        )
-    else:
-        batches = _prefetched(source, indices, backbone, transform, batch_size, prefetch, encoded)
+    iterator = load_batches(
+        backbone,
+        source,
+        indices,
+        transform=transform,
+        batch_size=batch_size,
+        prefetch=prefetch,
+        workers=workers,
+        decode=decode,
+    )
     synchronise = backbone.device.type == "cuda"
     clock = time.perf_counter
-    iterator = iter(batches)
     while True:
         asked = clock()
         loaded = next(iterator, None)
         if loaded is None:
             break
-        batch, extras = _decoded(loaded, backbone) if encoded else loaded  # type: ignore[arg-type]
+        batch, extras = loaded
         ready = clock()
         size = len(batch)
         for name, values in extras.items():
