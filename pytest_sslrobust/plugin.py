@@ -289,6 +289,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             f"{stats['disk_hits']} disk hits, {stats['corrupt']} damaged entries recomputed; "
             f"forward passes: {stats['forward_batches']} batches, {stats['forward_images']} images"
         )
+        if stats["ray_units"]:
+            terminalreporter.write_line(
+                f"Ray: {stats['ray_units']} work units on actors ({stats['ray_misses']} "
+                f"computed, {stats['ray_disk_hits']} read from the shared cache)"
+            )
         from pytest_sslrobust.progress import loading_text
 
         loading = loading_text(

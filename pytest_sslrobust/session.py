@@ -143,15 +143,10 @@ class SslRobustRun:
     @property
     def cache(self) -> FeatureCache:
         if self._cache is None:
-            from pytest_sslrobust.features.cache import FeatureCache
+            from pytest_sslrobust.features.cache import open_cache
 
             directory = None if self.settings.no_cache else self.settings.cache_dir
-            if is_url(directory):
-                from pytest_sslrobust.features.objectstore import ObjectStoreCache
-
-                self._cache = ObjectStoreCache(str(directory))
-            else:
-                self._cache = FeatureCache(directory)
+            self._cache = open_cache(directory)
             # Every process sweeps, xdist workers included: under -n the controller never
             # opens the cache. Concurrent sweeps are safe (per-entry locks, old files only).
             self._cache.sweep()

@@ -528,3 +528,40 @@ def test_a_filesystem_that_fails_to_start_disables_the_tier(
     compute = Counting()
     assert torch.equal(cache.get(KEY, compute)["features"], _tensors()["features"])
     assert compute.calls == 1 and cache.sweep() == 0 and cache.peek(OTHER_KEY) is None
+
+
+@pytest.mark.slow
+def test_ray_actors_publish_units_to_the_bucket_and_the_controller_reads_them(
+    s3_endpoint: str, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The many-hosts layout on one machine: a local Ray cluster whose actors publish each
+    unit to S3; the controller assembles the set from the bucket and a second run only reads."""
+    pytest.importorskip("ray", reason='Ray is not installed: the ray extra (".[test,ray]")')
+    import s3fs
+
+    _pytest_env(monkeypatch, pytester.path)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)  # inherited by the Ray actors
+    pytester.makepyfile(
+        test_a=(
+            "def test_a(sslrobust):\n"
+            "    assert len(sslrobust.features('gaussian_noise-s1', split='test')) == 24\n"
+        )
+    )
+    args = (
+        "-p",
+        "no:randomly",
+        "--sslrobust-model=bundled-supervised",
+        "--sslrobust-max-images=24",
+        "--sslrobust-batch-size=8",
+        f"--sslrobust-cache-dir=s3://{BUCKET}/ray1",
+        "--sslrobust-executor=ray",
+    )
+    first = pytester.runpytest_subprocess(*args)
+    first.assert_outcomes(passed=1)
+    first.stdout.fnmatch_lines(["*feature sets: 1 computed*0 disk hits*"])
+    fs = s3fs.S3FileSystem(endpoint_url=s3_endpoint, **CREDENTIALS)
+    entries = [p for p in fs.find(f"{BUCKET}/ray1") if p.endswith(".safetensors")]
+    assert len(entries) == 3 + 1  # one unit per batch of 8 (2 actors x 4 units wanted), the set
+    second = pytester.runpytest_subprocess(*args)
+    second.assert_outcomes(passed=1)
+    second.stdout.fnmatch_lines(["*feature sets: 0 computed, 0 memory hits, 1 disk hits*"])

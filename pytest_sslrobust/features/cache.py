@@ -335,3 +335,15 @@ class FeatureCache:
         self.memory.clear()
         if self.directory is not None:
             clear(Path(self.directory))
+
+
+def open_cache(location: str | Path | None) -> FeatureCache:
+    """The cache of a ``--sslrobust-cache-dir`` value: a directory, an fsspec URL (the
+    object-store tier), or None for memory only."""
+    from pytest_sslrobust.paths import is_url
+
+    if location is not None and is_url(location):
+        from pytest_sslrobust.features.objectstore import ObjectStoreCache
+
+        return ObjectStoreCache(str(location))
+    return FeatureCache(None if location is None else Path(location))

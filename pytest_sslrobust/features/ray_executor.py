@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from pytest_sslrobust.features.cache import cache_key
+from pytest_sslrobust.features.cache import cache_key, open_cache
 
 if TYPE_CHECKING:
     from pytest_sslrobust.features.cache import FeatureCache
@@ -92,18 +92,6 @@ def unit_ranges(total: int, batch_size: int, parts: int) -> list[tuple[int, int]
     ]
 
 
-def open_cache(location: str | None) -> FeatureCache:
-    """The cache an actor publishes units to: the controller's disk tier, or memory."""
-    from pytest_sslrobust.features import cache as cache_module
-
-    opener = getattr(cache_module, "open_cache", None)
-    if opener is not None:  # paths and object-store URLs alike
-        return opener(location)  # type: ignore[no-any-return]
-    from pathlib import Path
-
-    return cache_module.FeatureCache(None if location is None else Path(location))
-
-
 def has_disk(cache: FeatureCache) -> bool:
     return getattr(cache, "directory", None) is not None
 
@@ -162,6 +150,7 @@ class FeatureWorker:
             return {name: tensor.cpu() for name, tensor in tensors.items()}
 
         if not has_disk(cache):
+            cache.stats["misses"] += 1
             tensors = compute()
             return ids, tensors, _delta(before, cache.stats)
         cache.get(unit.key, compute, describe={"unit_of": unit.set_key, "ids": len(ids)})
