@@ -351,6 +351,8 @@ class SslRobustRun:
             corruption_backend=corruption_backend(),
             cache=None if directory is None else str(directory),
             device_type=store.backbone.device.type,
+            workers=store.workers,
+            decode=store.decode,
         )
 
     def close(self) -> None:

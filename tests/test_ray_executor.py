@@ -130,6 +130,28 @@ def test_features_from_ray_actors_are_bit_identical_to_in_process(
 
 
 @pytest.mark.slow
+def test_stores_of_other_settings_share_one_pool_of_actors(ray_instance, model_and_data) -> None:
+    """Two stores (other subset sizes: two specs) on one executor whose actors hold every CPU
+    of the cluster: the second store's units run on the same actors (a pool per spec would
+    wait for CPUs forever)."""
+    from pytest_sslrobust.features.cache import FeatureCache
+    from pytest_sslrobust.features.store import FeatureStore
+
+    backbone, dataset = model_and_data
+    executor = RayExecutor(None, _spec, actors=2)
+    try:
+        for max_images in (30, 50):
+            local = FeatureStore(backbone, dataset, FeatureCache(None), max_images=max_images)
+            remote = FeatureStore(
+                backbone, dataset, FeatureCache(None), max_images=max_images, executor=executor
+            )
+            _same(remote.get("original"), local.get("original"))
+        assert list(executor.pools) == ["cpu"] and len(executor.pools["cpu"]) == 2
+    finally:
+        executor.shutdown()
+
+
+@pytest.mark.slow
 def test_a_worker_killed_mid_unit_is_restarted_and_the_set_is_whole(
     ray_instance, model_and_data, tmp_path: Path
 ) -> None:

@@ -60,6 +60,8 @@ class WorkerSpec:
     corruption_backend: str
     cache: str | None  # the shared disk tier (a path or URL), None for memory only
     device_type: str
+    workers: int = 0  # loader processes of each actor
+    decode: str = "cpu"  # where the JPEGs of unaltered sets are decoded
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,32 +99,45 @@ def has_disk(cache: FeatureCache) -> bool:
 
 
 class FeatureWorker:
-    """The actor: one model and one dataset, loaded once; computes units of their sets."""
+    """The actor: the models and datasets of the units it is given, each loaded once (every
+    model of the run on every actor, as in the controller), and a store per spec."""
 
-    def __init__(self, spec: WorkerSpec) -> None:
+    def __init__(self) -> None:
+        self.backbones: dict[tuple[Any, ...], Any] = {}
+        self.datasets: dict[str, Any] = {}
+        self.stores: dict[WorkerSpec, FeatureStore] = {}
+
+    def _store(self, spec: WorkerSpec) -> FeatureStore:
+        if spec in self.stores:
+            return self.stores[spec]
         from pytest_sslrobust.backbones.loading import load_backbone
         from pytest_sslrobust.data.specs import load_dataset
         from pytest_sslrobust.features.store import FeatureStore
         from pytest_sslrobust.vocabulary import use_corruption_backend
 
         use_corruption_backend(spec.corruption_backend)
-        device = torch.device("cuda" if spec.device_type == "cuda" else spec.device_type)
-        backbone = load_backbone(spec.backbone, arch=spec.arch, image_size=spec.image_size)
+        model = (spec.backbone, spec.arch, spec.image_size, spec.device_type)
+        if model not in self.backbones:
+            device = torch.device(spec.device_type)
+            loaded = load_backbone(spec.backbone, arch=spec.arch, image_size=spec.image_size)
+            self.backbones[model] = loaded.to(device)
+        backbone = self.backbones[model]
         if backbone.fingerprint != spec.backbone_fingerprint:
             raise ExecutorError(
                 f"model {spec.backbone!r} on Ray host {os.uname().nodename} has fingerprint "
                 f"{backbone.fingerprint[:12]}, the controller's {spec.backbone_fingerprint[:12]}: "
                 "give every host the same weights file"
             )
-        dataset = load_dataset(spec.data)
+        if spec.data not in self.datasets:
+            self.datasets[spec.data] = load_dataset(spec.data)
+        dataset = self.datasets[spec.data]
         if dataset.fingerprint != spec.dataset_fingerprint:
             raise ExecutorError(
                 f"dataset {spec.data!r} on Ray host {os.uname().nodename} differs from the "
                 "controller's (another fingerprint): give every host the same files"
             )
-        self.spec = spec
-        self.store = FeatureStore(
-            backbone.to(device),
+        self.stores[spec] = FeatureStore(
+            backbone,
             dataset,
             open_cache(spec.cache),
             seed=spec.seed,
@@ -130,11 +145,17 @@ class FeatureWorker:
             batch_size=spec.batch_size,
             segmenter=spec.segmenter,
             corruption_protocol=spec.corruption_protocol,
+            workers=spec.workers,
+            decode=spec.decode,
         )
+        return self.stores[spec]
 
-    def run(self, unit: WorkUnit) -> tuple[tuple[str, ...], dict[str, torch.Tensor] | None, dict]:
+    def run(
+        self, spec: WorkerSpec, unit: WorkUnit
+    ) -> tuple[tuple[str, ...], dict[str, torch.Tensor] | None, dict]:
         """(item ids, tensors or None when published to the shared cache, counters)."""
-        plan = self.store.plan(unit.variant, unit.split, per_class=unit.per_class)
+        store = self._store(spec)
+        plan = store.plan(unit.variant, unit.split, per_class=unit.per_class)
         if plan.key != unit.set_key:
             raise ExecutorError(
                 f"set {plan.label!r} on Ray host {os.uname().nodename} has another provenance "
@@ -142,11 +163,11 @@ class FeatureWorker:
                 "the same library versions on every host"
             )
         ids = plan.chosen.ids[unit.start : unit.stop]
-        cache = self.store.cache
+        cache = store.cache
         before = dict(cache.stats)
 
         def compute() -> dict[str, torch.Tensor]:
-            tensors = plan.extract(self.store, unit.start, unit.stop)
+            tensors = plan.extract(store, unit.start, unit.stop)
             return {name: tensor.cpu() for name, tensor in tensors.items()}
 
         if not has_disk(cache):
@@ -219,7 +240,9 @@ class RayExecutor:
         self.actors = actors
         self.progress = progress
         self.started = False
-        self.pools: dict[WorkerSpec, list[Any]] = {}
+        # One pool per device type, shared by every model and dataset of the run: a pool per
+        # model would wait forever for the CPUs or GPUs that the first pool holds.
+        self.pools: dict[str, list[Any]] = {}
         self.units = 0
 
     def _ray(self) -> Any:
@@ -257,23 +280,23 @@ class RayExecutor:
             self.started = True
         return ray
 
-    def _pool(self, spec: WorkerSpec) -> list[Any]:
-        if spec in self.pools:
-            return self.pools[spec]
+    def _pool(self, device_type: str) -> list[Any]:
+        if device_type in self.pools:
+            return self.pools[device_type]
         ray = self._ray()
-        gpu = spec.device_type == "cuda"
+        gpu = device_type == "cuda"
         resources = ray.cluster_resources()
         count = self.actors or max(1, int(resources.get("GPU" if gpu else "CPU", 1)))
         actor_class = ray.remote(
             num_cpus=1, num_gpus=1 if gpu else 0, max_restarts=RETRIES, max_task_retries=RETRIES
         )(FeatureWorker)
-        self.pools[spec] = [actor_class.remote(spec) for _ in range(count)]
-        return self.pools[spec]
+        self.pools[device_type] = [actor_class.remote() for _ in range(count)]
+        return self.pools[device_type]
 
     def extract(self, store: FeatureStore, plan: ExtractionPlan) -> dict[str, torch.Tensor]:
         """The whole set of ``plan``, computed by the actors of ``store``'s model."""
         spec = self.spec_for(store)
-        actors = self._pool(spec)
+        actors = self._pool(spec.device_type)
         ray = self._ray()
         units = [
             WorkUnit(plan.variant, plan.split, plan.per_class, plan.key, start, stop)
@@ -282,7 +305,9 @@ class RayExecutor:
             )
         ]
         progress = self.progress(plan.label) if self.progress else None
-        pending = {actors[i % len(actors)].run.remote(unit): unit for i, unit in enumerate(units)}
+        pending = {
+            actors[i % len(actors)].run.remote(spec, unit): unit for i, unit in enumerate(units)
+        }
         results: dict[int, tuple[tuple[str, ...], Any, dict]] = {}
         done = 0
         while pending:
@@ -296,7 +321,7 @@ class RayExecutor:
                         ray.cancel(future)
                     except Exception:  # already finished, or not cancellable: let it be
                         pass
-                for actor in self.pools.pop(spec, []):  # dead or mismatched: not reused
+                for actor in self.pools.pop(spec.device_type, []):  # not reused after this
                     ray.kill(actor)
                 raise ExecutorError(
                     f"Ray could not compute items {unit.start}:{unit.stop} of {plan.label!r}: "
