@@ -24,7 +24,9 @@ sys.path.insert(0, str(ROOT))
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=539, help="items of the set (539: the whole test split)")
+    parser.add_argument(
+        "--images", type=int, default=539, help="items of the set (539: the whole test split)"
+    )
     parser.add_argument("--variant", default="zoom_blur-s3")
     parser.add_argument("--actors", type=int, default=2, help="the larger pool")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -58,10 +60,21 @@ def main() -> None:
 
     def spec(s: FeatureStore) -> WorkerSpec:
         return WorkerSpec(
-            backbone.spec, None, None, backbone.fingerprint, dataset.spec, dataset.fingerprint,
-            s.seed, s.max_images, s.batch_size, None, s.corruption_protocol, "imagecorruptions",
-            None, "cpu",
-        )  # fmt: skip
+            backbone.spec,
+            None,
+            None,
+            backbone.fingerprint,
+            dataset.spec,
+            dataset.fingerprint,
+            s.seed,
+            s.max_images,
+            s.batch_size,
+            None,
+            s.corruption_protocol,
+            "imagecorruptions",
+            None,
+            "cpu",
+        )
 
     started = time.perf_counter()
     reference = store(None, args.images).get(args.variant)
