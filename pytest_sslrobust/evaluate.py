@@ -395,6 +395,11 @@ def corruption_errors(
         raise ValueError(
             f"Expected severities 1..5 for a corruption error table, but got {tuple(severities)}"
         )
+    corruptions = list(corruptions)
+    # With --sslrobust-executor=ray the whole sweep is in flight at once; in process a no-op.
+    store.prefetch(
+        ["original", *(corruption_id(n, sev) for n in corruptions for sev in severities)], split
+    )
     clean = store.get("original", split=split)
     predictions: dict[str, list[np.ndarray]] = {}
     sources = set()

@@ -285,3 +285,14 @@ def test_memory_tier_is_bounded_when_disk_backs_it(tmp_path: Path):
     for key in ("a", "b", "c"):
         unbounded.get(key, Counting())
     assert len(unbounded.memory) == 3  # nothing to re-read from: keep everything
+
+
+def test_contains_says_what_get_would_find_without_reading(tmp_path: Path) -> None:
+    key = "ef" + "3" * 62
+    cache = FeatureCache(tmp_path / "c")
+    assert not cache.contains(key)
+    cache.get(key, lambda: {"features": torch.ones(2, 3)})
+    assert cache.contains(key)
+    fresh = FeatureCache(tmp_path / "c")  # nothing in memory: the disk entry answers
+    assert fresh.contains(key) and fresh.stats["disk_hits"] == 0
+    assert not FeatureCache(None).contains(key)

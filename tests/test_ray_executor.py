@@ -262,3 +262,29 @@ def test_the_plugin_computes_sets_on_a_local_ray_cluster(pytester: pytest.Pytest
     again = pytester.runpytest_subprocess(*args)
     assert again.ret == pytest.ExitCode.OK
     again.stdout.fnmatch_lines(["*feature sets: 0 computed, 0 memory hits, 1 disk hits*"])
+
+
+@pytest.mark.slow
+def test_a_sweep_is_prefetched_in_one_submission_and_matches_in_process(
+    ray_instance, model_and_data, tmp_path: Path
+) -> None:
+    from pytest_sslrobust.evaluate import corruption_errors
+
+    names = ["gaussian_noise", "contrast"]
+    local = _store(model_and_data, None)
+    executor = RayExecutor(None, _spec, actors=2)
+    remote = _store(model_and_data, tmp_path / "cache", executor)
+    try:
+        # The readout fits on the train split first; then the sweep's 11 sets are prefetched.
+        assert remote.prefetch(["original", "gaussian_noise-s1"]) == 2
+        assert remote.prefetch(["original", "gaussian_noise-s1"]) == 0  # all cached now
+        table = corruption_errors(remote, names, readout="knn")
+    finally:
+        executor.shutdown()
+    reference = corruption_errors(local, names, readout="knn")
+    assert set(table.errors) == set(reference.errors) == set(names)
+    for name in names:
+        assert list(table.errors[name]) == list(reference.errors[name])
+    stats = remote.cache.stats
+    # 11 test sets and the readout's train split, 4 units of one batch each, each computed once.
+    assert stats["ray_units"] == stats["ray_misses"] == 4 * 12

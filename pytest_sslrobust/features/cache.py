@@ -237,6 +237,21 @@ class FeatureCache:
             self.disable_disk(str(exc.__cause__ or exc))
             return None
 
+    def contains(self, key: str) -> bool:
+        """Whether ``key`` is in memory or has an entry on the disk tier (not read, so not
+        checked: a damaged entry is found, and recomputed, when it is read)."""
+        if key in self.memory:
+            return True
+        if self.directory is None:
+            return False
+        try:
+            return self._exists(key)
+        except OSError:
+            return False
+
+    def _exists(self, key: str) -> bool:
+        return self.path(key).exists()
+
     def memory_bytes(self) -> int:
         return sum(t.numel() * t.element_size() for ts in self.memory.values() for t in ts.values())
 

@@ -141,6 +141,9 @@ class ObjectStoreCache(FeatureCache):
             raise RuntimeError("the disk cache is disabled")
         return f"{self.root}/{key[:2]}/{key}.safetensors"
 
+    def _exists(self, key: str) -> bool:
+        return bool(self.fs.exists(self.path(key)))
+
     def _create(self, path: str, data: bytes) -> None:
         """Create ``path`` holding ``data`` unless it exists (FileExistsError then)."""
         if self.local:

@@ -20,7 +20,7 @@ import dataclasses
 import math
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -294,46 +294,68 @@ class RayExecutor:
         return self.pools[device_type]
 
     def extract(self, store: FeatureStore, plan: ExtractionPlan) -> dict[str, torch.Tensor]:
-        """The whole set of ``plan``, computed by the actors of ``store``'s model."""
+        """The whole set of ``plan``, computed by the actors."""
+        return next(self.extract_many(store, [plan]))[1]
+
+    def extract_many(
+        self, store: FeatureStore, plans: Sequence[ExtractionPlan]
+    ) -> Iterator[tuple[ExtractionPlan, dict[str, torch.Tensor]]]:
+        """Each of ``plans`` whole, in order: the units of every plan are submitted at once,
+        so the actors go on with the next sets while the controller assembles one."""
+        if len({plan.key for plan in plans}) != len(plans):
+            raise ValueError("extract_many needs distinct plans (one per cache key)")
         spec = self.spec_for(store)
         actors = self._pool(spec.device_type)
         ray = self._ray()
-        units = [
-            WorkUnit(plan.variant, plan.split, plan.per_class, plan.key, start, stop)
-            for start, stop in unit_ranges(
-                len(plan), store.batch_size, UNITS_PER_ACTOR * len(actors)
-            )
-        ]
-        progress = self.progress(plan.label) if self.progress else None
-        pending = {
-            actors[i % len(actors)].run.remote(spec, unit): unit for i, unit in enumerate(units)
+        units = {
+            plan.key: [
+                WorkUnit(plan.variant, plan.split, plan.per_class, plan.key, start, stop)
+                for start, stop in unit_ranges(
+                    len(plan), store.batch_size, UNITS_PER_ACTOR * len(actors)
+                )
+            ]
+            for plan in plans
         }
-        results: dict[int, tuple[tuple[str, ...], Any, dict]] = {}
-        done = 0
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            unit = pending.pop(ready[0])
+        flat = [(plan, unit) for plan in plans for unit in units[plan.key]]
+        pending = {
+            actors[i % len(actors)].run.remote(spec, unit): (plan, unit)
+            for i, (plan, unit) in enumerate(flat)
+        }
+        results: dict[tuple[str, int], tuple[tuple[str, ...], Any, dict]] = {}
+        done: dict[str, int] = dict.fromkeys(units, 0)
+        progress = {plan.key: self.progress(plan.label) for plan in plans} if self.progress else {}
+        for plan in plans:
+            while done[plan.key] < len(plan):
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                owner, unit = pending.pop(ready[0])
+                try:
+                    results[(owner.key, unit.start)] = ray.get(ready[0])
+                except Exception as exc:
+                    self._abandon(ray, pending, spec)
+                    raise ExecutorError(
+                        f"Ray could not compute items {unit.start}:{unit.stop} of "
+                        f"{owner.label!r}: {_reason(exc)}"
+                    ) from None
+                done[owner.key] += unit.stop - unit.start
+                if owner.key in progress:
+                    progress[owner.key](done[owner.key], len(owner))
+            parts = [
+                self._unit_tensors(store, plan, unit, results.pop((plan.key, unit.start)))
+                for unit in units[plan.key]
+            ]
+            self.units += len(parts)
+            store.cache.stats["ray_units"] += len(parts)
+            yield plan, {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
+
+    def _abandon(self, ray: Any, pending: Mapping[Any, Any], spec: WorkerSpec) -> None:
+        """After a unit failed for good: cancel what is queued, and let the pool go."""
+        for future in pending:
             try:
-                results[unit.start] = ray.get(ready[0])
-            except Exception as exc:
-                for future in pending:
-                    try:
-                        ray.cancel(future)
-                    except Exception:  # already finished, or not cancellable: let it be
-                        pass
-                for actor in self.pools.pop(spec.device_type, []):  # not reused after this
-                    ray.kill(actor)
-                raise ExecutorError(
-                    f"Ray could not compute items {unit.start}:{unit.stop} of {plan.label!r}: "
-                    f"{_reason(exc)}"
-                ) from None
-            done += unit.stop - unit.start
-            if progress is not None:
-                progress(done, len(plan))
-        parts = [self._unit_tensors(store, plan, unit, results[unit.start]) for unit in units]
-        self.units += len(units)
-        store.cache.stats["ray_units"] += len(units)
-        return {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
+                ray.cancel(future)
+            except Exception:  # already finished, or not cancellable: let it be
+                pass
+        for actor in self.pools.pop(spec.device_type, []):
+            ray.kill(actor)
 
     def _unit_tensors(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from importlib import metadata
 from typing import Any, Protocol, runtime_checkable
 
@@ -36,6 +36,10 @@ class Executor(Protocol):
     """Computes a planned feature set somewhere else (a Ray cluster) and returns it whole."""
 
     def extract(self, store: FeatureStore, plan: ExtractionPlan) -> dict[str, torch.Tensor]: ...
+
+    def extract_many(
+        self, store: FeatureStore, plans: Sequence[ExtractionPlan]
+    ) -> Iterator[tuple[ExtractionPlan, dict[str, torch.Tensor]]]: ...
 
 
 @runtime_checkable
@@ -295,6 +299,30 @@ class FeatureStore:
             ssim=tensors.get("ssim"),
             provenance=plan.provenance,
         )
+
+    def prefetch(self, variants: Sequence[str | VariantLike], split: str = "test") -> int:
+        """Compute the sets of ``variants`` on ``split`` that the cache lacks, all at once,
+        when an executor computes elsewhere (a sweep's units all in flight, so the actors
+        never wait for the controller to ask for the next set); return how many were
+        computed. In process it does nothing: :meth:`get` computes each set when asked."""
+        if self.executor is None:
+            return 0
+        plans: dict[str, ExtractionPlan] = {}
+        for variant in variants:
+            plan = self.plan(variant, split)
+            if plan.key not in plans and not self.cache.contains(plan.key):
+                plans[plan.key] = plan
+        if not plans:
+            return 0
+        computed = self.executor.extract_many(self, list(plans.values()))
+        for plan, tensors in computed:
+            self.cache.get(
+                plan.key,
+                lambda tensors=tensors: tensors,
+                describe=plan.provenance.to_dict(),
+                device=self.backbone.device,
+            )
+        return len(plans)
 
     def plan(
         self,
