@@ -296,3 +296,15 @@ def test_contains_says_what_get_would_find_without_reading(tmp_path: Path) -> No
     fresh = FeatureCache(tmp_path / "c")  # nothing in memory: the disk entry answers
     assert fresh.contains(key) and fresh.stats["disk_hits"] == 0
     assert not FeatureCache(None).contains(key)
+
+
+def test_discard_removes_the_entry_of_that_key_only(tmp_path: Path) -> None:
+    keep, drop = "ab" + "4" * 62, "ab" + "5" * 62
+    cache = FeatureCache(tmp_path / "c")
+    for key in (keep, drop):
+        cache.get(key, lambda: {"features": torch.zeros(1, 2)})
+    foreign = tmp_path / "c" / "ab" / "notes.txt"
+    foreign.write_text("mine")
+    assert cache.discard(drop) and not cache.contains(drop)
+    assert not cache.discard(drop)  # gone already: nothing to do, no error
+    assert cache.contains(keep) and foreign.read_text() == "mine"

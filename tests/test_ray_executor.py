@@ -122,7 +122,8 @@ def test_features_from_ray_actors_are_bit_identical_to_in_process(
     assert stats["ray_misses"] == 8  # each unit was computed once
     if shared_cache:
         entries = list((tmp_path / "cache").glob("*/*.safetensors"))
-        assert len(entries) == 8 + 2  # the units and the two whole sets
+        assert len(entries) == 2  # the whole sets; their 8 units went once the sets were stored
+        assert stats["ray_units_released"] == 8
         # A second run reads the whole sets: no actor works.
         again = _store(model_and_data, tmp_path / "cache", RayExecutor(None, _spec))
         _same(again.get("gaussian_noise-s3"), local.get("gaussian_noise-s3"))
@@ -168,6 +169,7 @@ def test_a_worker_killed_mid_unit_is_restarted_and_the_set_is_whole(
         executor.shutdown()
     assert marker.exists()  # an actor did die with a unit in hand
     _same(remote, local)
+    assert len(list((tmp_path / "cache").glob("*/*.safetensors"))) == 1  # the set, not units
     # Nothing partial was published: every unit entry is whole and checks out.
     from pytest_sslrobust.features.cache import FeatureCache
 

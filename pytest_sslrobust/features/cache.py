@@ -252,6 +252,24 @@ class FeatureCache:
     def _exists(self, key: str) -> bool:
         return self.path(key).exists()
 
+    def discard(self, key: str) -> bool:
+        """Forget ``key``: its memory copy and its disk entry, an entry of the cache's own
+        naming (the Ray executor drops the units of a set once the set is stored). Returns
+        whether a disk entry went; a failure to remove it is not an error."""
+        self.memory.pop(key, None)
+        if self.directory is None:
+            return False
+        try:
+            return self._remove(key)
+        except OSError:
+            return False
+
+    def _remove(self, key: str) -> bool:
+        path = self.path(key)
+        existed = path.exists()
+        path.unlink(missing_ok=True)
+        return existed
+
     def memory_bytes(self) -> int:
         return sum(t.numel() * t.element_size() for ts in self.memory.values() for t in ts.values())
 

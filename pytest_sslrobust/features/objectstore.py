@@ -144,6 +144,13 @@ class ObjectStoreCache(FeatureCache):
     def _exists(self, key: str) -> bool:
         return bool(self.fs.exists(self.path(key)))
 
+    def _remove(self, key: str) -> bool:
+        try:
+            self.fs.rm_file(self.path(key))
+        except FileNotFoundError:
+            return False
+        return True
+
     def _create(self, path: str, data: bytes) -> None:
         """Create ``path`` holding ``data`` unless it exists (FileExistsError then)."""
         if self.local:

@@ -244,6 +244,7 @@ class RayExecutor:
         # model would wait forever for the CPUs or GPUs that the first pool holds.
         self.pools: dict[str, list[Any]] = {}
         self.units = 0
+        self.made: dict[str, list[str]] = {}  # set key -> its unit keys, until released
 
     def _ray(self) -> Any:
         try:
@@ -316,6 +317,8 @@ class RayExecutor:
             ]
             for plan in plans
         }
+        for plan in plans:
+            self.made[plan.key] = [unit.key for unit in units[plan.key]]
         flat = [(plan, unit) for plan in plans for unit in units[plan.key]]
         pending = {
             actors[i % len(actors)].run.remote(spec, unit): (plan, unit)
@@ -346,6 +349,19 @@ class RayExecutor:
             self.units += len(parts)
             store.cache.stats["ray_units"] += len(parts)
             yield plan, {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
+
+    def release(self, store: FeatureStore, plan: ExtractionPlan) -> int:
+        """Drop the unit entries of ``plan``'s set once the set itself is in the disk tier
+        (they would double the storage); while it is not, they stay, so a rerun after a
+        crash reuses them. Returns how many went."""
+        cache = store.cache
+        keys = self.made.get(plan.key, [])
+        if not keys or not has_disk(cache) or not cache.contains(plan.key):
+            return 0
+        del self.made[plan.key]
+        removed = sum(cache.discard(key) for key in keys)
+        cache.stats["ray_units_released"] += removed
+        return removed
 
     def _abandon(self, ray: Any, pending: Mapping[Any, Any], spec: WorkerSpec) -> None:
         """After a unit failed for good: cancel what is queued, and let the pool go."""

@@ -41,6 +41,8 @@ class Executor(Protocol):
         self, store: FeatureStore, plans: Sequence[ExtractionPlan]
     ) -> Iterator[tuple[ExtractionPlan, dict[str, torch.Tensor]]]: ...
 
+    def release(self, store: FeatureStore, plan: ExtractionPlan) -> int: ...
+
 
 @runtime_checkable
 class VariantLike(Protocol):
@@ -288,6 +290,8 @@ class FeatureStore:
         tensors = self.cache.get(
             plan.key, compute, describe=plan.provenance.to_dict(), device=self.backbone.device
         )
+        if self.executor is not None:
+            self.executor.release(self, plan)
         return FeatureSet(
             features=tensors["features"],
             logits=tensors.get("logits"),
@@ -322,6 +326,7 @@ class FeatureStore:
                 describe=plan.provenance.to_dict(),
                 device=self.backbone.device,
             )
+            self.executor.release(self, plan)
         return len(plans)
 
     def plan(
