@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -12,6 +13,7 @@ import numpy as np
 import torch
 
 from pytest_sslrobust.backbones.base import Backbone
+from pytest_sslrobust.cores import CoreShare
 from pytest_sslrobust.data.base import DataError, Item, Source
 
 # An item transform returns the image to feed the model and named per-item measurements
@@ -257,6 +259,7 @@ def extract(
     workers: int = 0,
     on_upscaled: Callable[[int, int], None] | None = None,
     decode: str = "cpu",
+    cores: CoreShare | None = None,
 ) -> dict[str, torch.Tensor]:
     """Features (and logits, when the backbone has a head) of ``source`` items at ``indices``.
 
@@ -272,8 +275,42 @@ def extract(
     waiting for the next batch (``loader_wait_s``, device decoding included) and in the
     forward pass (``forward_s``; on CUDA up to its end, the device synchronised).
     ``on_upscaled(count, total)`` is called when ``count`` source images were smaller than
-    the backbone's input size (preprocessing enlarged them).
+    the backbone's input size (preprocessing enlarged them). ``cores`` (xdist workers on
+    the CPU) sets this process's intra-op threads before each batch to its share of the
+    cores among the workers extracting at that moment.
     """
+    with cores.computing() if cores is not None else contextlib.nullcontext():
+        return _extract(
+            backbone,
+            source,
+            indices,
+            transform=transform,
+            batch_size=batch_size,
+            progress=progress,
+            prefetch=prefetch,
+            stats=stats,
+            workers=workers,
+            on_upscaled=on_upscaled,
+            decode=decode,
+            cores=cores,
+        )
+
+
+def _extract(
+    backbone: Backbone,
+    source: Source,
+    indices: np.ndarray,
+    *,
+    transform: ItemTransform | None,
+    batch_size: int,
+    progress: ProgressCallback | None,
+    prefetch: int,
+    stats: collections.Counter[str] | None,
+    workers: int,
+    on_upscaled: Callable[[int, int], None] | None,
+    decode: str,
+    cores: CoreShare | None,
+) -> dict[str, torch.Tensor]:
     features: list[torch.Tensor] = []
     logits: list[torch.Tensor] = []
     measures: dict[str, list[torch.Tensor]] = collections.defaultdict(list)
@@ -300,6 +337,8 @@ def extract(
         size = len(batch)
         for name, values in extras.items():
             measures[name].append(values)
+        if cores is not None:
+            cores.apply()
         feats, logs = backbone.forward(batch)
         if synchronise:
             # Kernels run asynchronously: without this the forward's time would be counted

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from pytest_sslrobust.backbones.base import Backbone, precision
+from pytest_sslrobust.cores import CoreShare
 from pytest_sslrobust.data.base import (
     MIN_EVALUATED,
     DataError,
@@ -130,6 +131,7 @@ class ExtractionPlan:
             workers=store.workers,
             decode=store.decode if self.transform is None else "cpu",
             on_upscaled=store._warn_upscaled,
+            cores=store.cores,
         )
 
 
@@ -176,6 +178,8 @@ class FeatureStore:
         corruption_protocol: how corruption names given as strings are applied.
         executor: computes missing sets elsewhere (``--sslrobust-executor=ray``); None
             extracts in this process.
+        cores: the host's cores shared with the other xdist workers extracting at the same
+            time (``cores.CoreShare``); None keeps torch's threads as they are.
     """
 
     def __init__(
@@ -193,6 +197,7 @@ class FeatureStore:
         corruption_protocol: str = "on-the-fly",
         executor: Executor | None = None,
         decode: str = "cpu",
+        cores: CoreShare | None = None,
     ) -> None:
         self.backbone = backbone
         self.dataset = dataset
@@ -205,6 +210,7 @@ class FeatureStore:
         self.segmenter = segmenter
         self.corruption_protocol = corruption_protocol
         self.executor = executor
+        self.cores = cores
         self.decode = decode
         # Fitted readouts (probes, kNN banks) by kind, shared by every test of the run.
         self.readouts: dict[str, Any] = {}
