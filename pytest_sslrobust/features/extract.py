@@ -15,6 +15,7 @@ import torch
 from pytest_sslrobust.backbones.base import Backbone
 from pytest_sslrobust.cores import CoreShare
 from pytest_sslrobust.data.base import DataError, Item, Source
+from pytest_sslrobust.features.device_stage import DeviceCorruption, RawLoading
 
 # An item transform returns the image to feed the model and named per-item measurements
 # (e.g. SSIM to the clean image) that are kept beside the features.
@@ -260,6 +261,7 @@ def extract(
     on_upscaled: Callable[[int, int], None] | None = None,
     decode: str = "cpu",
     cores: CoreShare | None = None,
+    stage: DeviceCorruption | None = None,
 ) -> dict[str, torch.Tensor]:
     """Features (and logits, when the backbone has a head) of ``source`` items at ``indices``.
 
@@ -277,7 +279,10 @@ def extract(
     ``on_upscaled(count, total)`` is called when ``count`` source images were smaller than
     the backbone's input size (preprocessing enlarged them). ``cores`` (xdist workers on
     the CPU) sets this process's intra-op threads before each batch to its share of the
-    cores among the workers extracting at that moment.
+    cores among the workers extracting at that moment. ``stage`` (the torch corruption
+    backend on the device, ``device_stage.py``): the loader gives the clean uint8 images at
+    the model's geometry and each batch is corrupted, measured (SSIM) and normalised on the
+    backbone's device before its forward pass.
     """
     with cores.computing() if cores is not None else contextlib.nullcontext():
         return _extract(
@@ -293,6 +298,7 @@ def extract(
             on_upscaled=on_upscaled,
             decode=decode,
             cores=cores,
+            stage=stage,
         )
 
 
@@ -310,13 +316,14 @@ def _extract(
     on_upscaled: Callable[[int, int], None] | None,
     decode: str,
     cores: CoreShare | None,
+    stage: DeviceCorruption | None,
 ) -> dict[str, torch.Tensor]:
     features: list[torch.Tensor] = []
     logits: list[torch.Tensor] = []
     measures: dict[str, list[torch.Tensor]] = collections.defaultdict(list)
     done = 0
     iterator = load_batches(
-        backbone,
+        backbone if stage is None else RawLoading(backbone),  # type: ignore[arg-type]
         source,
         indices,
         transform=transform,
@@ -333,6 +340,10 @@ def _extract(
         if loaded is None:
             break
         batch, extras = loaded
+        if stage is not None:
+            pinned = backbone.device.type == "cuda"
+            batch, measured = stage(batch.to(backbone.device, non_blocking=pinned))
+            extras = {**measured, **extras}
         ready = clock()
         size = len(batch)
         for name, values in extras.items():

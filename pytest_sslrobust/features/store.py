@@ -27,6 +27,7 @@ from pytest_sslrobust.data.base import (
     warn_once,
 )
 from pytest_sslrobust.features.cache import FeatureCache, cache_key
+from pytest_sslrobust.features.device_stage import DeviceCorruption, on_device
 from pytest_sslrobust.features.extract import ItemTransform, ProgressCallback, extract
 from pytest_sslrobust.features.provenance import Provenance, Subset
 
@@ -105,6 +106,8 @@ class ExtractionPlan:
     provenance: Provenance
     key: str
     label: str
+    stage: tuple[str, int] | None = None  # (corruption, severity) applied on the device
+    seeds: tuple[int, ...] = ()  # the items' seeds, for the device stage
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -132,6 +135,11 @@ class ExtractionPlan:
             decode=store.decode if self.transform is None else "cpu",
             on_upscaled=store._warn_upscaled,
             cores=store.cores,
+            stage=(
+                DeviceCorruption(*self.stage, self.seeds[start:stop], store.backbone.preprocessing)
+                if self.stage
+                else None
+            ),
         )
 
 
@@ -140,10 +148,19 @@ def item_seed(seed: int, item_id: str, variant_id: str) -> int:
     return int(stable_hash("item-seed", seed, item_id, variant_id)[:16], 16)
 
 
-def feature_key(provenance: Provenance, device: torch.device, decode: str = "cpu") -> str:
+def feature_key(
+    provenance: Provenance,
+    device: torch.device,
+    decode: str = "cpu",
+    corrupted_on: str | None = None,
+) -> str:
     """The cache key of the features ``provenance`` describes, computed on ``device``
-    (``decode="gpu"``: JPEGs decoded by torchvision on the device, whose pixels may differ)."""
-    extra = {"decode": decode} if decode != "cpu" else {}
+    (``decode="gpu"``: JPEGs decoded by torchvision on the device, whose pixels may differ;
+    ``corrupted_on="device"``: a torch corruption run on a GPU, whose bytes may differ from
+    the CPU's). Keys of the default paths are those of earlier versions."""
+    extra: dict[str, str] = {"decode": decode} if decode != "cpu" else {}
+    if corrupted_on is not None:
+        extra["corrupted_on"] = corrupted_on
     return cache_key({**provenance.to_dict(), "device_type": device.type, **extra})
 
 
@@ -180,6 +197,9 @@ class FeatureStore:
             extracts in this process.
         cores: the host's cores shared with the other xdist workers extracting at the same
             time (``cores.CoreShare``); None keeps torch's threads as they are.
+        corrupt_on_device: torch-backend corruptions applied to whole batches on the
+            backbone's device inside extraction (True), per item in the loader (False), or
+            on CUDA only (None, the default).
     """
 
     def __init__(
@@ -198,6 +218,7 @@ class FeatureStore:
         executor: Executor | None = None,
         decode: str = "cpu",
         cores: CoreShare | None = None,
+        corrupt_on_device: bool | None = None,
     ) -> None:
         self.backbone = backbone
         self.dataset = dataset
@@ -211,6 +232,7 @@ class FeatureStore:
         self.corruption_protocol = corruption_protocol
         self.executor = executor
         self.cores = cores
+        self.corrupt_on_device = corrupt_on_device
         self.decode = decode
         # Fitted readouts (probes, kNN banks) by kind, shared by every test of the run.
         self.readouts: dict[str, Any] = {}
@@ -345,7 +367,7 @@ class FeatureStore:
         """What :meth:`get` would compute for ``variant`` on ``split``: the items, the
         alteration, the provenance and the cache key, without computing anything. A Ray
         actor rebuilds the same plan from the same settings and extracts a range of it."""
-        variant_id, source, transform, params, origin = self._resolve(variant, split)
+        variant_id, source, transform, params, origin, bound = self._resolve(variant, split)
         chosen = self.selection(split, variant_id, per_class=per_class)
         if source is None:
             source, indices = chosen.base, chosen.indices
@@ -381,6 +403,12 @@ class FeatureStore:
             versions=dict(library_versions()),
             image_size=self.backbone.preprocessing.input_size,
         )
+        stage = None
+        if bound is not None and on_device(bound, self.backbone.device, self.corrupt_on_device):
+            # The loader gives clean images at the model's geometry; extraction corrupts,
+            # measures and normalises each batch on the device (features/device_stage.py).
+            stage = (bound.name, bound.severity)
+            transform = self._clean_transform
         return ExtractionPlan(
             variant=variant,
             split=split,
@@ -392,20 +420,28 @@ class FeatureStore:
             transform=transform,
             provenance=provenance,
             key=feature_key(
-                provenance, self.backbone.device, self.decode if transform is None else "cpu"
+                provenance,
+                self.backbone.device,
+                self.decode if transform is None else "cpu",
+                corrupted_on="device" if stage and self.backbone.device.type != "cpu" else None,
             ),
             label=f"{self.backbone.name} / {split} / {variant_id}",
+            stage=stage,
+            seeds=tuple(item_seed(self.seed, i, variant_id) for i in chosen.ids) if stage else (),
         )
+
+    def _clean_transform(self, item: Item) -> tuple[np.ndarray, dict[str, float]]:
+        return self.clean_geometry(item).image, {}
 
     def _resolve(
         self, variant: str | VariantLike, split: str
-    ) -> tuple[str, Source | None, ItemTransform | None, dict[str, Any], str]:
+    ) -> tuple[str, Source | None, ItemTransform | None, dict[str, Any], str, Any]:
         if isinstance(variant, str):
             if variant == ORIGINAL:
-                return ORIGINAL, None, None, {}, "clean"
+                return ORIGINAL, None, None, {}, "clean", None
             if variant in self.dataset.released:
                 released = self.dataset.released_split(variant, split)
-                return variant, released, None, {}, "released files"
+                return variant, released, None, {}, "released files", None
             from pytest_sslrobust.variants import parse_variant
 
             variant = parse_variant(
@@ -448,7 +484,7 @@ class FeatureStore:
             images.put((memo, item.id), (altered, extras))
             return altered, extras
 
-        return variant_id, None, transform, params, "on-the-fly"
+        return variant_id, None, transform, params, "on-the-fly", bound
 
     def altered_image(
         self, item: Item, variant: str | VariantLike = ORIGINAL, split: str = "test"
@@ -456,7 +492,7 @@ class FeatureStore:
         """The uint8 image the model sees for ``item`` under ``variant`` (for previews)."""
         if variant == ORIGINAL:
             return self.clean_geometry(item).image
-        variant_id, source, transform, _, _ = self._resolve(variant, split)
+        variant_id, source, transform, _, _, _ = self._resolve(variant, split)
         if source is not None:
             return self.clean_geometry(source.load(source.index_of()[item.id])).image
         assert transform is not None
