@@ -3,10 +3,20 @@ on the path the executor hands them)."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+
+def needs_ray() -> None:
+    """Skip without Ray, but do not import it in this process: Ray imported here, then a
+    Ray cluster started and stopped by a subprocess, make a later ``ray.init`` here crash
+    (a segmentation fault in Ray 2.60's connect, seen in CI when the S3 tests ran first)."""
+    if importlib.util.find_spec("ray") is None:
+        pytest.skip('Ray is not installed: the ray extra (pip install -e ".[test,ray]")')
 
 
 class ExitOnce:

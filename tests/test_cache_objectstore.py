@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import torch
+from ray_helpers import needs_ray
 
 from pytest_sslrobust.features.cache import FeatureCache, SslRobustCacheWarning
 from pytest_sslrobust.features.cachedir import MARKER, CacheDirError
@@ -536,7 +537,7 @@ def test_ray_actors_publish_units_to_the_bucket_and_the_controller_reads_them(
 ) -> None:
     """The many-hosts layout on one machine: a local Ray cluster whose actors publish each
     unit to S3; the controller assembles the set from the bucket and a second run only reads."""
-    pytest.importorskip("ray", reason='Ray is not installed: the ray extra (".[test,ray]")')
+    needs_ray()
     import s3fs
 
     _pytest_env(monkeypatch, pytester.path)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from ray_helpers import needs_ray
 
 from pytest_sslrobust.features.ray_executor import (
     ExecutorError,
@@ -197,7 +198,7 @@ def test_an_actor_with_other_weights_refuses_with_one_line(ray_instance, model_a
 def test_a_cluster_address_where_nothing_listens_is_one_clear_error(
     pytester: pytest.Pytester,
 ) -> None:
-    pytest.importorskip("ray", reason="Ray is not installed (the ray extra)")
+    needs_ray()
     pytester.makepyfile(
         test_one="""
         def test_one(sslrobust):
@@ -238,7 +239,7 @@ def test_bare_ray_under_xdist_is_refused(pytester: pytest.Pytester) -> None:
 
 @pytest.mark.slow
 def test_the_plugin_computes_sets_on_a_local_ray_cluster(pytester: pytest.Pytester) -> None:
-    pytest.importorskip("ray", reason="Ray is not installed (the ray extra)")
+    needs_ray()
     pytester.makepyfile(
         test_one="""
         def test_one(sslrobust):
