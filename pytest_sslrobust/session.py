@@ -135,7 +135,6 @@ class SslRobustRun:
         self.worker_loaders: dict[str, str] = {}
         self._device: Any = None
         self._executor: Any = None
-        self._core_share: Any = None
 
     @property
     def is_worker(self) -> bool:
@@ -316,26 +315,8 @@ class SslRobustRun:
                 segmenter=self.settings.segmenter,
                 corruption_protocol=self.settings.corruption_protocol,
                 executor=self.executor(),
-                cores=self.core_share(backbone),
             )
         return self._stores[key]
-
-    def core_share(self, backbone: Backbone) -> Any:
-        """Under xdist on the CPU, the cores shared with the run's other workers by who is
-        extracting now (``cores.CoreShare``); None elsewhere, or when ``OMP_NUM_THREADS``
-        is set (the user's thread count stands)."""
-        worker = self.worker()
-        if worker is None or backbone.device.type != "cpu" or os.environ.get("OMP_NUM_THREADS"):
-            return None
-        if self._core_share is None:
-            import tempfile
-            from pathlib import Path
-
-            from pytest_sslrobust.cores import CoreShare
-
-            run = str(getattr(self.config, "workerinput", {}).get("testrunuid", "run"))
-            self._core_share = CoreShare(Path(tempfile.gettempdir()) / f"sslrobust-cores-{run}")
-        return self._core_share
 
     def executor(self) -> Any:
         """The Ray executor of ``--sslrobust-executor=ray[:ADDRESS]`` (made once; the
@@ -375,10 +356,7 @@ class SslRobustRun:
         )
 
     def close(self) -> None:
-        """End what the run started: the Ray actors, and a local cluster; the marker of
-        this xdist worker's share of the cores."""
-        if self._core_share is not None:
-            self._core_share.close()
+        """End what the run started: the Ray actors, and a local cluster."""
         if self._executor is not None:
             self._executor.shutdown()
             self._executor = None

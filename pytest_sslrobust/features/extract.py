@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import contextlib
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -13,7 +12,6 @@ import numpy as np
 import torch
 
 from pytest_sslrobust.backbones.base import Backbone
-from pytest_sslrobust.cores import CoreShare
 from pytest_sslrobust.data.base import DataError, Item, Source
 from pytest_sslrobust.features.device_stage import DeviceCorruption, RawLoading
 
@@ -260,7 +258,6 @@ def extract(
     workers: int = 0,
     on_upscaled: Callable[[int, int], None] | None = None,
     decode: str = "cpu",
-    cores: CoreShare | None = None,
     stage: DeviceCorruption | None = None,
 ) -> dict[str, torch.Tensor]:
     """Features (and logits, when the backbone has a head) of ``source`` items at ``indices``.
@@ -277,47 +274,11 @@ def extract(
     waiting for the next batch (``loader_wait_s``, device decoding included) and in the
     forward pass (``forward_s``; on CUDA up to its end, the device synchronised).
     ``on_upscaled(count, total)`` is called when ``count`` source images were smaller than
-    the backbone's input size (preprocessing enlarged them). ``cores`` (xdist workers on
-    the CPU) sets this process's intra-op threads before each batch to its share of the
-    cores among the workers extracting at that moment. ``stage`` (the torch corruption
+    the backbone's input size (preprocessing enlarged them). ``stage`` (the torch corruption
     backend on the device, ``device_stage.py``): the loader gives the clean uint8 images at
     the model's geometry and each batch is corrupted, measured (SSIM) and normalised on the
     backbone's device before its forward pass.
     """
-    with cores.computing() if cores is not None else contextlib.nullcontext():
-        return _extract(
-            backbone,
-            source,
-            indices,
-            transform=transform,
-            batch_size=batch_size,
-            progress=progress,
-            prefetch=prefetch,
-            stats=stats,
-            workers=workers,
-            on_upscaled=on_upscaled,
-            decode=decode,
-            cores=cores,
-            stage=stage,
-        )
-
-
-def _extract(
-    backbone: Backbone,
-    source: Source,
-    indices: np.ndarray,
-    *,
-    transform: ItemTransform | None,
-    batch_size: int,
-    progress: ProgressCallback | None,
-    prefetch: int,
-    stats: collections.Counter[str] | None,
-    workers: int,
-    on_upscaled: Callable[[int, int], None] | None,
-    decode: str,
-    cores: CoreShare | None,
-    stage: DeviceCorruption | None,
-) -> dict[str, torch.Tensor]:
     features: list[torch.Tensor] = []
     logits: list[torch.Tensor] = []
     measures: dict[str, list[torch.Tensor]] = collections.defaultdict(list)
@@ -348,8 +309,6 @@ def _extract(
         size = len(batch)
         for name, values in extras.items():
             measures[name].append(values)
-        if cores is not None:
-            cores.apply()
         feats, logs = backbone.forward(batch)
         if synchronise:
             # Kernels run asynchronously: without this the forward's time would be counted

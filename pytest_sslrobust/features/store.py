@@ -13,7 +13,6 @@ import numpy as np
 import torch
 
 from pytest_sslrobust.backbones.base import Backbone, precision
-from pytest_sslrobust.cores import CoreShare
 from pytest_sslrobust.data.base import (
     MIN_EVALUATED,
     DataError,
@@ -134,7 +133,6 @@ class ExtractionPlan:
             workers=store.workers,
             decode=store.decode if self.transform is None else "cpu",
             on_upscaled=store._warn_upscaled,
-            cores=store.cores,
             stage=(
                 DeviceCorruption(*self.stage, self.seeds[start:stop], store.backbone.preprocessing)
                 if self.stage
@@ -195,8 +193,6 @@ class FeatureStore:
         corruption_protocol: how corruption names given as strings are applied.
         executor: computes missing sets elsewhere (``--sslrobust-executor=ray``); None
             extracts in this process.
-        cores: the host's cores shared with the other xdist workers extracting at the same
-            time (``cores.CoreShare``); None keeps torch's threads as they are.
         corrupt_on_device: torch-backend corruptions applied to whole batches on the
             backbone's device inside extraction (True), per item in the loader (False), or
             on CUDA only (None, the default).
@@ -217,7 +213,6 @@ class FeatureStore:
         corruption_protocol: str = "on-the-fly",
         executor: Executor | None = None,
         decode: str = "cpu",
-        cores: CoreShare | None = None,
         corrupt_on_device: bool | None = None,
     ) -> None:
         self.backbone = backbone
@@ -231,7 +226,6 @@ class FeatureStore:
         self.segmenter = segmenter
         self.corruption_protocol = corruption_protocol
         self.executor = executor
-        self.cores = cores
         self.corrupt_on_device = corrupt_on_device
         self.decode = decode
         # Fitted readouts (probes, kNN banks) by kind, shared by every test of the run.
