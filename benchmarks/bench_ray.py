@@ -58,24 +58,6 @@ def main() -> None:
             executor=executor,
         )
 
-    def spec(s: FeatureStore) -> WorkerSpec:
-        return WorkerSpec(
-            backbone.spec,
-            None,
-            None,
-            backbone.fingerprint,
-            dataset.spec,
-            dataset.fingerprint,
-            s.seed,
-            s.max_images,
-            s.batch_size,
-            None,
-            s.corruption_protocol,
-            "imagecorruptions",
-            None,
-            "cpu",
-        )
-
     started = time.perf_counter()
     reference = store(None, args.images).get(args.variant)
     local = time.perf_counter() - started
@@ -93,7 +75,7 @@ def main() -> None:
     times = {}
     try:
         for actors in (1, args.actors):
-            executor = RayExecutor(None, spec, actors=actors)
+            executor = RayExecutor(None, WorkerSpec.of, actors=actors)
             store(executor, 20).get("original")  # start the actors, load the model
             started = time.perf_counter()
             result = store(executor, args.images).get(args.variant)

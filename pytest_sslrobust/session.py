@@ -333,27 +333,8 @@ class SslRobustRun:
     def worker_spec(self, store: FeatureStore) -> Any:
         """What a Ray actor needs to rebuild ``store`` (see ``ray_executor.WorkerSpec``)."""
         from pytest_sslrobust.features.ray_executor import WorkerSpec
-        from pytest_sslrobust.vocabulary import corruption_backend
 
-        directory = store.cache.directory
-        return WorkerSpec(
-            backbone=store.backbone.spec,
-            arch=self.settings.arch,
-            image_size=self.settings.image_size,
-            backbone_fingerprint=store.backbone.fingerprint,
-            data=store.dataset.spec,
-            dataset_fingerprint=store.dataset.fingerprint,
-            seed=store.seed,
-            max_images=store.max_images,
-            batch_size=store.batch_size,
-            segmenter=store.segmenter,
-            corruption_protocol=store.corruption_protocol,
-            corruption_backend=corruption_backend(),
-            cache=None if directory is None else str(directory),
-            device_type=store.backbone.device.type,
-            workers=store.workers,
-            decode=store.decode,
-        )
+        return WorkerSpec.of(store, arch=self.settings.arch, image_size=self.settings.image_size)
 
     def close(self) -> None:
         """End what the run started: the Ray actors, and a local cluster."""

@@ -3,35 +3,18 @@
 from __future__ import annotations
 
 import threading
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from cache_helpers import Counting
+from cache_helpers import known_tensors as _tensors
 
 from pytest_sslrobust.features import cache as cache_module
 from pytest_sslrobust.features.cache import FeatureCache, SslRobustCacheWarning, cache_key
 from pytest_sslrobust.features.cachedir import MARKER
-
-
-def _tensors(value: float = 1.0) -> dict[str, torch.Tensor]:
-    return {"features": torch.full((4, 3), value), "logits": torch.arange(8.0).reshape(4, 2)}
-
-
-class Counting:
-    def __init__(self, value: float = 1.0, delay: float = 0.0) -> None:
-        self.calls = 0
-        self.value = value
-        self.delay = delay
-        self.lock = threading.Lock()
-
-    def __call__(self) -> dict[str, torch.Tensor]:
-        with self.lock:
-            self.calls += 1
-        time.sleep(self.delay)
-        return _tensors(self.value)
 
 
 def test_key_depends_on_every_part_and_not_on_order():

@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 import torch
+from cache_helpers import Counting
+from cache_helpers import known_tensors as _tensors
 from ray_helpers import needs_ray
 
 from pytest_sslrobust.features.cache import FeatureCache, SslRobustCacheWarning
@@ -28,24 +30,6 @@ BUCKET = "sslrobust-test"
 KEY = "ab" + "1" * 62
 OTHER_KEY = "cd" + "2" * 62
 CREDENTIALS = {"key": "testing", "secret": "testing"}
-
-
-def _tensors(value: float = 1.0) -> dict[str, torch.Tensor]:
-    return {"features": torch.full((4, 3), value), "logits": torch.arange(8.0).reshape(4, 2)}
-
-
-class Counting:
-    def __init__(self, value: float = 1.0, delay: float = 0.0) -> None:
-        self.calls = 0
-        self.value = value
-        self.delay = delay
-        self.lock = threading.Lock()
-
-    def __call__(self) -> dict[str, torch.Tensor]:
-        with self.lock:
-            self.calls += 1
-        time.sleep(self.delay)
-        return _tensors(self.value)
 
 
 def _free_port() -> int:

@@ -74,23 +74,7 @@ def _store(model_and_data, cache_dir: Path | None, executor=None):
 
 
 def _spec(store) -> WorkerSpec:
-    directory = store.cache.directory
-    return WorkerSpec(
-        backbone=store.backbone.spec,
-        arch=None,
-        image_size=None,
-        backbone_fingerprint=store.backbone.fingerprint,
-        data=store.dataset.spec,
-        dataset_fingerprint=store.dataset.fingerprint,
-        seed=store.seed,
-        max_images=store.max_images,
-        batch_size=store.batch_size,
-        segmenter=None,
-        corruption_protocol=store.corruption_protocol,
-        corruption_backend="imagecorruptions",
-        cache=None if directory is None else str(directory),
-        device_type="cpu",
-    )
+    return WorkerSpec.of(store)
 
 
 def _same(a, b) -> None:

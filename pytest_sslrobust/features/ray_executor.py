@@ -63,6 +63,34 @@ class WorkerSpec:
     workers: int = 0  # loader processes of each actor
     decode: str = "cpu"  # where the JPEGs of unaltered sets are decoded
 
+    @classmethod
+    def of(
+        cls, store: FeatureStore, *, arch: str | None = None, image_size: int | None = None
+    ) -> WorkerSpec:
+        """The spec of ``store`` (``arch`` and ``image_size``: the options its model was
+        loaded with), the corruption backend as this process has it now."""
+        from pytest_sslrobust.vocabulary import corruption_backend
+
+        directory = store.cache.directory
+        return cls(
+            backbone=store.backbone.spec,
+            arch=arch,
+            image_size=image_size,
+            backbone_fingerprint=store.backbone.fingerprint,
+            data=store.dataset.spec,
+            dataset_fingerprint=store.dataset.fingerprint,
+            seed=store.seed,
+            max_images=store.max_images,
+            batch_size=store.batch_size,
+            segmenter=store.segmenter,
+            corruption_protocol=store.corruption_protocol,
+            corruption_backend=corruption_backend(),
+            cache=None if directory is None else str(directory),
+            device_type=store.backbone.device.type,
+            workers=store.workers,
+            decode=store.decode,
+        )
+
 
 @dataclasses.dataclass(frozen=True)
 class WorkUnit:
