@@ -275,3 +275,23 @@ def test_a_sweep_is_prefetched_in_one_submission_and_matches_in_process(
     stats = remote.cache.stats
     # 11 test sets and the readout's train split, 4 units of one batch each, each computed once.
     assert stats["ray_units"] == stats["ray_misses"] == 4 * 12
+
+
+@pytest.mark.slow
+def test_an_actor_whose_cache_cannot_be_written_sends_its_units_through_ray(
+    ray_instance, model_and_data, tmp_path: Path
+) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+
+    def elsewhere(store) -> WorkerSpec:  # the actors' cache path lies under a file
+        return dataclasses.replace(_spec(store), cache=str(blocked / "cache"))
+
+    local = _store(model_and_data, None).get("original")
+    executor = RayExecutor(None, elsewhere, actors=2)
+    try:
+        remote = _store(model_and_data, tmp_path / "cache", executor).get("original")
+    finally:
+        executor.shutdown()
+    _same(remote, local)
+    assert blocked.read_text() == "not a directory"

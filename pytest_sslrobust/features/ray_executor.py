@@ -202,11 +202,12 @@ class FeatureWorker:
             cache.stats["misses"] += 1
             tensors = compute()
             return ids, tensors, _delta(before, cache.stats)
-        cache.get(unit.key, compute, describe={"unit_of": unit.set_key, "ids": len(ids)})
-        cache.memory.pop(unit.key, None)  # the controller reads it from the disk tier
-        published = has_disk(cache)  # False when the disk tier failed on this host
-        tensors = None if published else cache.peek(unit.key)
-        return ids, tensors, _delta(before, cache.stats)
+        tensors = cache.get(unit.key, compute, describe={"unit_of": unit.set_key, "ids": len(ids)})
+        if has_disk(cache):  # published: the controller reads it from the disk tier
+            cache.memory.pop(unit.key, None)
+            return ids, None, _delta(before, cache.stats)
+        # The disk tier failed on this host (warned there): the unit comes back through Ray.
+        return ids, {name: t.cpu() for name, t in tensors.items()}, _delta(before, cache.stats)
 
 
 def _unreachable(address: str | None, timeout: float = 5.0) -> str | None:
@@ -244,13 +245,14 @@ def _delta(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int
 
 
 class RayExecutor:
-    """Runs the units of planned sets on Ray actors, one group of actors per model.
+    """Runs the units of planned sets on Ray actors: one pool per device type, shared by
+    every model and dataset of the run (each actor loads what its units need, once).
 
     Args:
         address: None starts a local cluster for this run (shut down at the end); ``auto``
             or ``HOST:PORT`` joins a running one.
         spec_for: the :class:`WorkerSpec` of a store (model, data and settings).
-        actors: actors per model; default one per GPU of the cluster for a CUDA run, else
+        actors: the pool's size; default one per GPU of the cluster for a CUDA run, else
             one per CPU.
         progress: makes a progress callback for a set's label, or None.
     """
