@@ -77,11 +77,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
     config.hook.pytest_sslrobust_register_backbones(register=register_backbone)
     settings = Settings.from_config(config)
-    if settings.executor == "ray" and _xdist_processes(config):
+    if settings.executor != "local" and _xdist_processes(config):
+        # Each xdist worker would size its pool of actors to the whole cluster, and the
+        # second worker's actors would wait for the GPUs the first one's hold.
         raise pytest.UsageError(
-            "--sslrobust-executor=ray starts a Ray cluster per process, and -n would start one "
-            "per xdist worker: drop -n (Ray spreads the work), or start one cluster with "
-            "`ray start --head` and pass --sslrobust-executor=ray:auto"
+            f"--sslrobust-executor={settings.executor} and -n do not combine: every xdist "
+            "worker would start its own Ray actors for the whole cluster; drop -n, Ray "
+            "spreads the work over the cluster's CPUs and GPUs"
         )
     if settings.cache_clear and settings.cache_dir and _runs_tests(config):
         from pytest_sslrobust.features.cachedir import CacheDirError, clear

@@ -213,12 +213,15 @@ def test_executor_values_parse_and_bad_ones_say_the_forms(pytester: pytest.Pytes
     result.stderr.fnmatch_lines(["*Could not parse executor 'dask': expected local*ray:auto*"])
 
 
-def test_bare_ray_under_xdist_is_refused(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize("executor", ["ray", "ray:auto"])
+def test_ray_under_xdist_is_refused(pytester: pytest.Pytester, executor: str) -> None:
     pytest.importorskip("xdist", reason="pytest-xdist is not installed")
     pytester.makepyfile(test_one="def test_one():\n    pass\n")
-    result = pytester.runpytest_subprocess("-n", "2", "--sslrobust-executor=ray")
+    result = pytester.runpytest_subprocess("-n", "2", f"--sslrobust-executor={executor}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*would start one per xdist worker*ray:auto*"])
+    result.stderr.fnmatch_lines(
+        [f"*--sslrobust-executor={executor} and -n do not combine*drop -n*"]
+    )
 
 
 @pytest.mark.slow
