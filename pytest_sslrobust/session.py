@@ -186,8 +186,9 @@ class SslRobustRun:
         ``i mod count`` (or of the listed ones), and on the CPU the cores are split between
         workers (see :func:`split_cpu_threads`)."""
         if self._device is None:
-            self._device = self._resolve_device()
-            self._check_decode(self._device)
+            device = self._resolve_device()
+            self._check_decode(device)  # before caching: every test that needs it fails
+            self._device = device
             if self._device.type == "cpu":
                 split_cpu_threads(self.worker())
         return self._device

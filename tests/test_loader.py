@@ -195,12 +195,15 @@ def test_decode_gpu_without_cuda_is_one_line(pytester: pytest.Pytester) -> None:
         """
         def test_features(sslrobust_features):
             sslrobust_features.get("original")
+
+        def test_more_features(sslrobust_features):  # not run on a CPU by mistake either
+            sslrobust_features.get("original")
         """
     )
     result = pytester.runpytest(
         "--sslrobust-device=cpu", "--sslrobust-decode=gpu", "-p", "no:cacheprovider"
     )
-    result.assert_outcomes(errors=1)
+    result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines(
         ["*--sslrobust-decode=gpu: decoding JPEG files on the GPU needs a CUDA device*"]
     )
