@@ -329,18 +329,26 @@ class FeatureCache:
                 tensors = {name: handle.get_tensor(name) for name in handle.keys()}
             check_entry(tensors, metadata, key)
         except Exception as exc:  # any parse failure means the same thing: recompute
-            self.stats["corrupt"] += 1
-            try:
-                path.unlink(missing_ok=True)
-                what = "it was removed and will be recomputed"
-            except OSError as error:
-                what = f"it could not be removed ({error.strerror}) and is recomputed in memory"
-            warnings.warn(
-                SslRobustCacheWarning(f"cache entry {path} is damaged ({exc}); {what}"),
-                stacklevel=3,
-            )
+            self._damaged(str(path), exc, lambda: path.unlink(missing_ok=True))
             return None
         return tensors
+
+    def _damaged(self, where: str, exc: Exception, remove: Callable[[], object]) -> None:
+        """Count a damaged entry, remove it with ``remove`` and say so once, with whether
+        the removal worked (an entry already gone counts as removed)."""
+        self.stats["corrupt"] += 1
+        try:
+            remove()
+            what = "it was removed and will be recomputed"
+        except FileNotFoundError:
+            what = "it was removed and will be recomputed"
+        except Exception as error:
+            reason = getattr(error, "strerror", None) or error
+            what = f"it could not be removed ({reason}) and is recomputed in memory"
+        warnings.warn(
+            SslRobustCacheWarning(f"cache entry {where} is damaged ({exc}); {what}"),
+            stacklevel=4,
+        )
 
     def _write(self, path: Path, tensors: Tensors, key: str, describe: Mapping[str, Any]) -> None:
         from safetensors.torch import save_file

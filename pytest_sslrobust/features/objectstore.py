@@ -35,14 +35,12 @@ import os
 import socket
 import time
 import uuid
-import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from pytest_sslrobust.features.cache import (
     DiskTierError,
     FeatureCache,
-    SslRobustCacheWarning,
     Tensors,
     check_entry,
     entry_metadata,
@@ -173,18 +171,7 @@ class ObjectStoreCache(FeatureCache):
             tensors = load(data)
             check_entry(tensors, _metadata(data), key)
         except Exception as exc:  # any parse failure means the same thing: recompute
-            self.stats["corrupt"] += 1
-            try:
-                self.fs.rm_file(path)
-                what = "it was removed and will be recomputed"
-            except FileNotFoundError:
-                what = "it was removed and will be recomputed"
-            except Exception as error:
-                what = f"it could not be removed ({error}) and is recomputed in memory"
-            warnings.warn(
-                SslRobustCacheWarning(f"cache entry {self._url(path)} is damaged ({exc}); {what}"),
-                stacklevel=3,
-            )
+            self._damaged(self._url(path), exc, lambda: self.fs.rm_file(path))
             return None
         return tensors
 
