@@ -123,7 +123,7 @@ def unit_ranges(total: int, batch_size: int, parts: int) -> list[tuple[int, int]
 
 
 def has_disk(cache: FeatureCache) -> bool:
-    return getattr(cache, "directory", None) is not None
+    return cache.directory is not None
 
 
 class FeatureWorker:
@@ -273,7 +273,6 @@ class RayExecutor:
         # One pool per device type, shared by every model and dataset of the run: a pool per
         # model would wait forever for the CPUs or GPUs that the first pool holds.
         self.pools: dict[str, list[Any]] = {}
-        self.units = 0
         self.made: dict[str, list[str]] = {}  # set key -> its unit keys, until released
 
     def _ray(self) -> Any:
@@ -376,7 +375,6 @@ class RayExecutor:
                 self._unit_tensors(store, plan, unit, results.pop((plan.key, unit.start)))
                 for unit in units[plan.key]
             ]
-            self.units += len(parts)
             store.cache.stats["ray_units"] += len(parts)
             yield plan, {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
 
