@@ -290,6 +290,26 @@ def realistic_document() -> dict[str, Any]:
                 },
                 label=f"{metric}-pgd-linf",
             )
+        for target, chance, data in (
+            ("near", 0.1, "bundled:imagenette-mini"),
+            ("far", 0.25, "bundled:textured-shapes"),
+        ):
+            accuracy = float(rng.uniform(0.6, 0.9))
+            add(
+                "transfer",
+                model,
+                {
+                    "target": target,
+                    "metric": "balanced_accuracy",
+                    "data": data,
+                    "accuracy": accuracy,
+                    "interval": {"low": accuracy - 0.03, "high": accuracy + 0.03},
+                    "chance": chance,
+                    "confidence": float(rng.uniform(0.3, 0.95)),
+                    **({"invariance": float(rng.uniform(0.6, 0.9))} if target == "near" else {}),
+                },
+                label=target,
+            )
         shifted = ["gaussian_noise-s3", "fog-s3", "center-r0.50"]
         add(
             "attribution",

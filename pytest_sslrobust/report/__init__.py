@@ -6,6 +6,7 @@ import datetime
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from pytest_sslrobust.report.chance import chance_of
 from pytest_sslrobust.report.sections import (
     adversarial,
     attribution,
@@ -13,6 +14,7 @@ from pytest_sslrobust.report.sections import (
     calibration,
     corruption,
     examples,
+    generalisability,
     representations,
 )
 from pytest_sslrobust.results import ResultCollector
@@ -41,11 +43,19 @@ class ReportRecorder:
     def model(self) -> str:
         return self.store.backbone.name
 
+    @property
+    def chance(self) -> float | None:
+        """What a guess scores with a readout over the data's classes (1/k), recorded with
+        accuracies so that the report can say when a model is near it."""
+        dataset = getattr(self.store, "dataset", None)
+        return chance_of(getattr(dataset, "classes", None) or ())
+
     def corruption(
         self, errors: CorruptionErrors, *, reference: Any = "alexnet", split: str = "test"
     ) -> None:
         """An error table; mCE/CE shown when ``reference`` is valid for its protocol, and the
-        mean SSIM per cell read from the cached altered features."""
+        mean SSIM per cell read from the cached altered features. Relative mCE is shown
+        n/a where the reference barely degrades (what it divides by is near zero)."""
         from pytest_sslrobust.metrics.corruption import mean_ssim, reference_scores
 
         ssim = {}
@@ -57,9 +67,11 @@ class ReportRecorder:
         corruption.record(
             errors,
             reference_scores(errors, reference),
-            reference=reference if isinstance(reference, str) else "reference model",
+            reference=_reference_name(reference),
             ssim=ssim,
             model=self.model,
+            reference_excess=_reference_excess(errors, reference),
+            chance=self.chance,
         )
 
     def similarity(self, matrix: SimilarityMatrix, *, label: str = "") -> None:
@@ -67,7 +79,7 @@ class ReportRecorder:
 
     def probe_table(self, results: Mapping[str, ProbeResult]) -> None:
         """Linear-evaluation results per variant (the masking study's table)."""
-        representations.record_probes(results, model=self.model)
+        representations.record_probes(results, model=self.model, chance=self.chance)
 
     def neighbours(
         self, scores: Mapping[str, float], chance: Mapping[str, float] | None = None
@@ -87,13 +99,16 @@ class ReportRecorder:
         projection = project_2d(features, fraction=fraction, seed=seed)
         representations.record_embedding(projection, model=self.model)
 
-    def background(self, accuracy: Mapping[str, float]) -> None:
+    def background(self, accuracy: Mapping[str, float], *, condition: str = "") -> None:
+        """Accuracy per background variant and the BG-Gap; ``condition`` names a probe that
+        is not the study's default (``"biased probe"``: fitted where backgrounds predict the
+        class), so that both show side by side."""
         from pytest_sslrobust.metrics.background import bg_gap
 
         gap = None
         if "mixed_same" in accuracy and "mixed_rand" in accuracy:
             gap = bg_gap(accuracy["mixed_same"], accuracy["mixed_rand"])
-        background.record(accuracy, gap, model=self.model)
+        background.record(accuracy, gap, model=self.model, condition=condition, chance=self.chance)
 
     def reliability(
         self,
@@ -106,10 +121,46 @@ class ReportRecorder:
         from pytest_sslrobust.metrics.readouts import reliability_diagram
 
         diagram = reliability_diagram(logits, labels, bins=bins)
-        calibration.record(diagram, confidence_by_variant, model=self.model)
+        calibration.record(diagram, confidence_by_variant, model=self.model, chance=self.chance)
 
     def attack(self, result: AttackResult) -> None:
-        adversarial.record(result, model=self.model)
+        adversarial.record(result, model=self.model, chance=self.chance)
+
+    def transfer(
+        self,
+        target: str,
+        accuracy: Any = None,
+        *,
+        confidence: float | None = None,
+        invariance: float | None = None,
+        interval: tuple[float, float] | None = None,
+        metric: str = "balanced_accuracy",
+    ) -> None:
+        """The generalisability study's numbers on one target (``"near"``: the run's data,
+        ``"far"``: another dataset, from ``sslrobust.with_data(...).report``): the probe's
+        accuracy (a number, or the ``ContractResult`` an accuracy contract returned, whose
+        interval comes along), its mean confidence, and the invariance of the features to
+        augmented views. Chance is 1/k over the data's classes."""
+        value = getattr(accuracy, "value", accuracy)
+        recorded = getattr(accuracy, "interval", None)
+        if interval is None and isinstance(recorded, Mapping):
+            interval = (recorded.get("low"), recorded.get("high"))
+        if hasattr(accuracy, "metric"):
+            metric = str(accuracy.metric)
+        dataset = getattr(self.store, "dataset", None)
+        payload = generalisability.TransferPayload(
+            target=str(target),
+            data=str(getattr(dataset, "spec", "") or ""),
+            metric=metric,
+            accuracy=None if value is None else float(value),
+            interval=None
+            if interval is None
+            else {"low": float(interval[0]), "high": float(interval[1])},
+            chance=self.chance,
+            confidence=None if confidence is None else float(confidence),
+            invariance=None if invariance is None else float(invariance),
+        )
+        generalisability.record(payload, model=self.model)
 
     def attribution(
         self,
@@ -163,6 +214,25 @@ class ReportRecorder:
         images = [{"id": vid, "uri": thumbnail_png(image, max_side)} for vid, image in pairs]
         item_id = self.store.selection(split).ids[index]
         examples.record(images, f"{split} item {item_id}", model=self.model)
+
+
+def _reference_name(reference: Any) -> str:
+    """``alexnet``, or the backbone a reference table was measured with."""
+    if isinstance(reference, str):
+        return reference
+    protocol = getattr(reference, "protocol", None) or {}
+    return str(protocol.get("backbone") or "reference model")
+
+
+def _reference_excess(errors: Any, reference: Any) -> dict[str, float] | None:
+    """What relative CE divides by per common corruption (the reference's summed error over
+    its clean error), or None where relative mCE is undefined anyway."""
+    from pytest_sslrobust.metrics.corruption import reference_sums
+
+    try:
+        return reference_sums(errors, reference, relative=True)
+    except ValueError:  # ProtocolMismatch included: the note says why
+        return None
 
 
 def build_document(

@@ -13,16 +13,19 @@ from pytest_sslrobust.vocabulary import GROUPS, corruption_cell
 
 __all__ = [
     "FAMILIES",
+    "caveat_note",
     "families_of",
     "figure",
     "figures",
     "grouped",
     "image_uri",
+    "model_cell",
     "panel",
     "preview_rows",
     "protocol_block",
     "row",
     "severity_rows",
+    "shared_range",
     "table",
     "thumb_grid",
 ]
@@ -77,10 +80,62 @@ def table(
     }
 
 
+CELL_DEFAULTS = {
+    "cls": "",
+    "title": "",
+    "badge": "",
+    "badge_cls": "",
+    "badge_title": "",
+    "note": "",
+}
+NEAR_CHANCE = "near chance"
+
+
 def row(cells: Iterable[Any], cls: str = "") -> dict[str, Any]:
-    """A table row; each cell is text or a dict with ``text`` and optional ``cls``/``title``."""
+    """A table row; each cell is text or a dict with ``text`` and optional ``cls``/``title``,
+    a ``badge`` after the text (``badge_cls``, ``badge_title``) and a ``note`` below it."""
     normal = [cell if isinstance(cell, dict) else {"text": str(cell)} for cell in cells]
-    return {"cls": cls, "cells": [{"cls": "", "title": "", **cell} for cell in normal]}
+    return {"cls": cls, "cells": [{**CELL_DEFAULTS, **cell} for cell in normal]}
+
+
+def model_cell(text: str, model: str, caveats: Mapping[str, str], **extra: Any) -> dict[str, Any]:
+    """A model's name cell, with a "near chance" badge (the reason as its tooltip) when the
+    model's clean accuracy is near chance (``report.chance.model_caveats``)."""
+    caveat = caveats.get(model, "")
+    cell: dict[str, Any] = {"text": text, **extra}
+    if caveat:
+        cell.update(badge=NEAR_CHANCE, badge_cls="caveat", badge_title=caveat)
+    return cell
+
+
+def caveat_note(caveats: Mapping[str, str], models: Iterable[str], note: str = "") -> str:
+    """``note`` followed by the near-chance caveat of each of ``models`` that has one."""
+    shown = list(dict.fromkeys(caveats[m] for m in models if m in caveats))
+    return " ".join([*([note] if note else []), *(f"Near chance: {c}" for c in shown)])
+
+
+def shared_range(
+    values: Iterable[float],
+    *,
+    floor: float | None = 0.0,
+    ceiling: float | None = None,
+    pad: float = 0.08,
+) -> tuple[float, float] | None:
+    """One value-axis range for side-by-side charts of one quantity: from ``floor`` (or the
+    lowest value) to the highest value plus ``pad`` of the span (capped at ``ceiling``, which
+    a value above it still lifts); None without finite values."""
+    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not finite:
+        return None
+    low = min(finite) if floor is None else min(floor, min(finite))
+    high = max(finite)
+    span = (high - low) or abs(high) or 1.0
+    top = high + pad * span
+    if ceiling is not None and high <= ceiling:
+        top = min(top, ceiling)
+    if top <= low:
+        top = low + 1.0
+    return low, top
 
 
 def grouped(items: Iterable[T], key: Callable[[T], Any]) -> list[tuple[Any, list[T]]]:

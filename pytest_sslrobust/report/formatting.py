@@ -19,6 +19,7 @@ __all__ = [
     "percent",
     "share",
     "sort_key",
+    "with_interval",
 ]
 
 MISSING = "–"
@@ -58,6 +59,18 @@ def format_interval(interval: Mapping[str, Any] | None) -> str:
     if not interval:
         return MISSING
     return f"[{format_number(interval.get('low'))}, {format_number(interval.get('high'))}]"
+
+
+def with_interval(value: Any, low: Any = None, high: Any = None, digits: int = 3) -> str:
+    """``value [low, high]`` (its interval when both ends are numbers), ``value`` alone
+    otherwise, at ``digits`` significant digits."""
+    shown = format_number(value, digits)
+    if low is None or high is None:
+        return shown
+    ends = [as_float(low), as_float(high)]
+    if not all(math.isfinite(end) for end in ends):
+        return shown
+    return f"{shown} [{format_number(ends[0], digits)}, {format_number(ends[1], digits)}]"
 
 
 def as_float(value: Any) -> float:

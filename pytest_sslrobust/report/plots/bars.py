@@ -14,9 +14,12 @@ from pytest_sslrobust.report.plots.figure import (
     FIGSIZE,
     PALETTE,
     SERIES_COLOURS,
+    add_chance_line,
+    check_chance,
     check_mapping,
     check_title,
     check_vector,
+    check_ylim,
     render_svg,
     set_tick_labels,
 )
@@ -36,6 +39,9 @@ def bar_chart(
     horizontal: bool = False,
     errors: Mapping[str, float] | None = None,
     highlight_label: str = "highlighted",
+    chance: float | None = None,
+    chance_label: str | None = None,
+    ylim: tuple[float, float] | None = None,
 ) -> str:
     """One bar per label, e.g. CE per corruption with the mCE as a reference line.
 
@@ -48,10 +54,15 @@ def bar_chart(
         horizontal: horizontal bars (better for many long labels).
         errors: label -> non-negative error bar half-length (e.g. std); missing labels get none.
         highlight_label: legend text of the highlighted bars.
+        chance: what a guess scores (1/k for a k-class readout), drawn as a dotted line.
+        chance_label: legend text of that line (default "chance (<value>)").
+        ylim: (bottom, top) of the value axis: one scale for the charts of several models.
     """
     check_title(title)
     check_title(ylabel, "ylabel")
     names, heights = check_mapping(values, "values")
+    chance = check_chance(chance)
+    limits = check_ylim(ylim)
     marked = [str(name) for name in highlight] if not isinstance(highlight, str) else [highlight]
     unknown = sorted(set(marked) - set(names))
     if unknown:
@@ -132,6 +143,10 @@ def bar_chart(
             handles.append(
                 line(reference, color="#000000", linestyle="--", linewidth=1.1, label=label)
             )
+        if chance is not None:
+            handles.append(add_chance_line(axes, chance, label=chance_label, horizontal=horizontal))
+        if limits is not None:
+            (axes.set_xlim if horizontal else axes.set_ylim)(*limits)
         if handles:
             axes.legend(handles=handles, loc="best")
         axes.set_title(title)
@@ -140,16 +155,28 @@ def bar_chart(
     return render_svg(draw, figsize=(FIGSIZE[0], height), title=title)
 
 
-def grouped_bars(values: Mapping[str, Mapping[str, float]], *, title: str, ylabel: str) -> str:
+def grouped_bars(
+    values: Mapping[str, Mapping[str, float]],
+    *,
+    title: str,
+    ylabel: str,
+    chance: float | None = None,
+    chance_label: str | None = None,
+    ylim: tuple[float, float] | None = None,
+) -> str:
     """Side-by-side bars: one colour per series, one group per category.
 
     Args:
         values: series -> category -> value, e.g. model -> variant -> accuracy. Categories
             appear in first-seen order; a category a series lacks (or NaN) leaves a gap.
         title: chart title. ylabel: the value axis title, with unit.
+        chance: what a guess scores, drawn as a dotted line; chance_label its legend text.
+        ylim: (bottom, top) of the value axis: one scale for the charts of several models.
     """
     check_title(title)
     check_title(ylabel, "ylabel")
+    chance = check_chance(chance)
+    limits = check_ylim(ylim)
     if not isinstance(values, Mapping):
         raise TypeError("values must be a mapping of series -> category -> value")
     if not values:
@@ -189,6 +216,10 @@ def grouped_bars(values: Mapping[str, Mapping[str, float]], *, title: str, ylabe
         axes.set_ylabel(ylabel)
         axes.grid(axis="y")
         axes.set_axisbelow(True)
+        if chance is not None:
+            add_chance_line(axes, chance, label=chance_label)
+        if limits is not None:
+            axes.set_ylim(*limits)
         # Outside, because bars fill the plot up to the top and a legend inside hides some.
         axes.legend(
             loc="upper left", bbox_to_anchor=(1.01, 1.0), ncols=1 if len(series) <= 16 else 2

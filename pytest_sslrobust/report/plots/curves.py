@@ -13,10 +13,13 @@ from pytest_sslrobust.report.plots.figure import (
     BASE_COLOUR,
     FIGSIZE,
     SEVERITY_LABEL,
+    add_chance_line,
     add_legend,
     add_note,
+    check_chance,
     check_title,
     check_vector,
+    check_ylim,
     fractions_as_percent,
     render_svg,
     series_style,
@@ -37,6 +40,8 @@ def severity_curves(
     percent: bool = True,
     ymax: float | None = None,
     gaps: bool = True,
+    chance: float | None = None,
+    chance_label: str | None = None,
 ) -> str:
     """Error against severity, one line per corruption; small multiples per family.
 
@@ -52,9 +57,15 @@ def severity_curves(
             one scale for the panels of several models.
         gaps: False joins a line's points across missing severities, for studies that
             measure some severities only (1, 3, 5); True leaves a gap at each NaN.
+        chance: the value a guess scores, on the scale of ``errors`` (an error fraction
+            with ``percent``, e.g. 0.9 for 10 classes), drawn as a dotted line in each panel.
+        chance_label: legend text of that line (default "chance (<value>)").
     """
     check_title(title)
     check_title(ylabel, "ylabel")
+    chance = check_chance(chance)
+    if chance is not None and percent:
+        chance *= 100.0
     if percent:
         names, values = fractions_as_percent(errors, "errors")
     else:
@@ -94,6 +105,8 @@ def severity_curves(
             style = series_style(index)
             shown = np.ones(len(severities), bool) if gaps else np.isfinite(rows[name])
             axes.plot(severities[shown], rows[name][shown], label=name, markersize=3.5, **style)
+        if chance is not None:
+            add_chance_line(axes, chance, label=chance_label)
         axes.set_xticks(severities)
         axes.set_ylim(bottom=bottom)
         if ymax is not None:
@@ -102,7 +115,7 @@ def severity_curves(
         if panel_title:
             axes.set_title(panel_title, fontsize=8.5, fontweight="normal")
         if single:
-            add_legend(axes, len(members))
+            add_legend(axes, len(members) + (chance is not None))
         else:
             axes.legend(loc="best", fontsize=6.0, handlelength=2.2)
 
@@ -232,6 +245,9 @@ def line_plot(
     title: str,
     xlabel: str,
     ylabel: str,
+    chance: float | None = None,
+    chance_label: str | None = None,
+    ylim: tuple[float, float] | None = None,
 ) -> str:
     """One line per series over shared x values, e.g. robust accuracy against eps per model.
 
@@ -239,10 +255,15 @@ def line_plot(
         x: finite x positions shared by all series.
         series: name -> y values, one per x; NaN leaves a gap.
         title, xlabel, ylabel: chart and axis titles (with units).
+        chance: what a guess scores (1/k for a k-class readout), drawn as a dotted line.
+        chance_label: legend text of that line (default "chance (<value>)").
+        ylim: (bottom, top) of the y axis: one scale for several charts of one quantity.
     """
     check_title(title)
     check_title(xlabel, "xlabel")
     check_title(ylabel, "ylabel")
+    chance = check_chance(chance)
+    limits = check_ylim(ylim)
     xs = check_vector(x, "x", allow_nan=False)
     if not isinstance(series, Mapping):
         raise TypeError("series must be a mapping of name -> y values")
@@ -259,11 +280,15 @@ def line_plot(
         axes = figure.add_subplot()
         for index, (name, ys) in enumerate(lines.items()):
             axes.plot(xs, ys, label=name, **series_style(index))
+        if chance is not None:
+            add_chance_line(axes, chance, label=chance_label)
+        if limits is not None:
+            axes.set_ylim(*limits)
         axes.set_xlabel(xlabel)
         axes.set_ylabel(ylabel)
         axes.grid(True)
         axes.set_axisbelow(True)
-        add_legend(axes, len(lines))
+        add_legend(axes, len(lines) + (chance is not None))
         axes.set_title(title)
 
     return render_svg(draw, figsize=FIGSIZE, title=title)

@@ -265,3 +265,41 @@ def add_note(axes: Axes, text: str, *, corner: str = "lower right") -> None:
         color="#444444",
         bbox={"boxstyle": "round,pad=0.25", "facecolor": "white", "edgecolor": "#bbbbbb"},
     )
+
+
+# ---------------------------------------------------------------------------- shared scales
+
+CHANCE_COLOUR = "#666666"
+
+
+def check_ylim(ylim: Any, name: str = "ylim") -> tuple[float, float] | None:
+    """A value-axis range ``(bottom, top)``, both finite with bottom < top, or None (the
+    data's own range). Side-by-side charts of one quantity pass the same range, so that
+    their bars and lines compare by height."""
+    if ylim is None:
+        return None
+    try:
+        bottom, top = (float(end) for end in ylim)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a (bottom, top) pair of numbers, got {ylim!r}") from None
+    if not (np.isfinite(bottom) and np.isfinite(top)) or bottom >= top:
+        raise ValueError(f"{name} must be finite with bottom < top, got {ylim!r}")
+    return bottom, top
+
+
+def check_chance(chance: Any, name: str = "chance") -> float | None:
+    if chance is None:
+        return None
+    if isinstance(chance, bool) or not isinstance(chance, int | float) or not np.isfinite(chance):
+        raise ValueError(f"{name} must be a finite number or None, got {chance!r}")
+    return float(chance)
+
+
+def add_chance_line(
+    axes: Axes, chance: float, *, label: str | None = None, horizontal: bool = False
+) -> Any:
+    """A dotted line at ``chance`` across the value axis (what a guess scores), returned as
+    a legend handle."""
+    text = label or f"chance ({chance:.3g})"
+    line = axes.axvline if horizontal else axes.axhline
+    return line(chance, color=CHANCE_COLOUR, linestyle=":", linewidth=1.3, label=text)

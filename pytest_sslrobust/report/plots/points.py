@@ -16,6 +16,7 @@ from pytest_sslrobust.report.plots.figure import (
     check_matrix,
     check_title,
     check_vector,
+    check_ylim,
     render_svg,
     series_style,
 )
@@ -35,6 +36,7 @@ def scatter(
     xlabel: str,
     ylabel: str,
     annotate: bool = True,
+    ylim: tuple[float, float] | None = None,
 ) -> str:
     """Points with short text labels, e.g. SSIM against error per corruption cell.
 
@@ -42,10 +44,12 @@ def scatter(
         x, y: coordinates; a point with a NaN coordinate is left out.
         labels: one short label per point, written next to it when ``annotate``.
         title, xlabel, ylabel: chart and axis titles (with units).
+        ylim: (bottom, top) of the y axis: one scale for the charts of several models.
     """
     check_title(title)
     check_title(xlabel, "xlabel")
     check_title(ylabel, "ylabel")
+    limits = check_ylim(ylim)
     xs = check_vector(x, "x")
     ys = check_vector(y, "y")
     if xs.size != ys.size:
@@ -70,6 +74,8 @@ def scatter(
                 )
         if not keep.any():
             add_note(axes, "no finite points", corner="upper left")
+        if limits is not None:
+            axes.set_ylim(*limits)
         axes.set_xlabel(xlabel)
         axes.set_ylabel(ylabel)
         axes.grid(True)

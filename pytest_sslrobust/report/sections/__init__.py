@@ -12,8 +12,10 @@ from pytest_sslrobust.report.sections import (
     contracts,
     corruption,
     examples,
+    generalisability,
     representations,
     run,
+    summary,
 )
 from pytest_sslrobust.report.sections.base import Section
 
@@ -23,12 +25,14 @@ __all__ = ["PAYLOADS", "REGISTRY", "Section"]
 # ``SECTION``) and one line below.
 REGISTRY: tuple[Section, ...] = (
     run.SECTION,
+    summary.SECTION,
     contracts.SECTION,
     corruption.SECTION,
     representations.SECTION,
     background.SECTION,
     calibration.SECTION,
     adversarial.SECTION,
+    generalisability.SECTION,
     attribution.SECTION,
     comparison.SECTION,
     examples.SECTION,
