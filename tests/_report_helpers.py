@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections import Counter
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from typing import Any
 
@@ -471,3 +473,48 @@ class Page(HTMLParser):
 
     def table(self, table_id: str) -> dict[str, Any]:
         return next(t for t in self.tables if t["id"] == table_id)
+
+
+# --------------------------------------------------------------------------- recording
+
+
+class FakeStore:
+    """What ``ReportRecorder`` reads of a feature store: the backbone's name, the data's
+    classes and spec, and (for the SSIM of corruption cells) features without SSIM."""
+
+    def __init__(self, model: str, classes: int, data: str) -> None:
+        from types import SimpleNamespace
+
+        self.backbone = SimpleNamespace(name=model)
+        self.dataset = SimpleNamespace(classes=tuple(f"c{i}" for i in range(classes)), spec=data)
+
+    def get(self, variant: str, split: str = "test") -> Any:
+        from types import SimpleNamespace
+
+        return SimpleNamespace(ssim=None)
+
+
+@contextlib.contextmanager
+def recording(
+    collector: Any, model: str, test: str, *, classes: int = 10, data: str = "bundled:digits"
+) -> Iterator[Any]:
+    """Run the body as the test ``test[model]`` of a session collecting into ``collector``:
+    ``sslrobust.report`` (the yielded ReportRecorder) and the contracts record as they do in
+    a run, and the test's results reach the collector when the body ends."""
+    from types import SimpleNamespace
+
+    from pytest_sslrobust.report import ReportRecorder
+    from pytest_sslrobust.results import COLLECTOR_KEY, current_item
+
+    item = SimpleNamespace(
+        nodeid=f"{test}[{model}]",
+        config=SimpleNamespace(stash={COLLECTOR_KEY: collector}),
+        user_properties=[],
+        funcargs={"sslrobust_backbone": SimpleNamespace(name=model)},
+    )
+    token = current_item.set(item)
+    try:
+        yield ReportRecorder(FakeStore(model, classes, data))  # type: ignore[arg-type]
+    finally:
+        current_item.reset(token)
+        collector.add_report(item.user_properties)

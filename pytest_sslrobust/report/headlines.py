@@ -277,16 +277,22 @@ def contract_headlines(
     results: list[Mapping[str, Any]], skip: set[int], titles: Mapping[str, str], models: int
 ) -> list[Headline]:
     """Rows of the contracts no study number matched, one per measurement (test and label)
-    with a direction, kept when several models measured it (or the run has one model)."""
+    with a direction, kept when several models measured it (or the run has one model). A
+    measurement is left out only when a study's number matched it on every model: one that
+    matched by coincidence on one model keeps its row, whole."""
     from pytest_sslrobust.contracts.facts import METRICS
 
+    def key_of(result: Mapping[str, Any]) -> tuple[str, str, str]:
+        return _measure_key(result), str(result.get("metric", "")), str(result.get("label", ""))
+
+    unmatched = {key_of(r) for i, r in enumerate(results) if i not in skip}
     grouped: dict[tuple[str, str, str], Headline] = {}
-    for index, result in enumerate(results):
+    for result in results:
         better = str(result.get("better", ""))
-        if index in skip or better not in BETTER or not result.get("model"):
+        if key_of(result) not in unmatched or better not in BETTER or not result.get("model"):
             continue
-        metric, label = str(result.get("metric", "")), str(result.get("label", ""))
-        key = (_measure_key(result), metric, label)
+        key = key_of(result)
+        metric, label = key[1], key[2]
         if key not in grouped:
             section, study = _placement(result, titles)
             fact = METRICS.get(metric)
