@@ -137,7 +137,7 @@ def verdict(headline: Headline) -> Verdict:
         return Verdict(None, MISSING, "neither higher nor lower is better")
     ranked = {m: v for m, v in headline.values.items() if v.comparable}
     if len(ranked) < 2:
-        return Verdict(None, MISSING, "fewer than two models measured")
+        return Verdict(None, MISSING, "fewer than two models with a comparable value")
     order = sorted(ranked, key=lambda m: ranked[m].value, reverse=headline.better == "higher")
     top, lead = order[0], ranked[order[0]]
     if ranked[order[1]].value == lead.value:
