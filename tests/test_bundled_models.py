@@ -16,7 +16,7 @@ from pytest_sslrobust.backbones.loading import BUNDLED_WEIGHTS, file_sha256, loa
 from pytest_sslrobust.backbones.registry import BackboneAlias, get_alias
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "bundled-models.md"
-BUNDLED = ("bundled-simclr", "bundled-supervised")
+BUNDLED = ("bundled-simclr", "bundled-vicreg", "bundled-supervised")
 _ROW = re.compile(
     r"^\|\s*`(?P<name>bundled-[a-z]+)`\s*\|\s*`(?P<sha>[0-9a-f]{64})`\s*\|\s*`(?P<fp>[0-9a-f]{64})`"
 )
@@ -62,6 +62,7 @@ def test_loads_offline_with_documented_fingerprint(name):
 
 def test_paradigms_are_registered():
     assert "contrastive" in get_alias("bundled-simclr").paradigm
+    assert "redundancy reduction" in get_alias("bundled-vicreg").paradigm
     assert get_alias("bundled-supervised").paradigm == "supervised"
 
 
@@ -102,7 +103,7 @@ def test_unregistered_digest_is_not_checked_but_keys_are(tmp_path, monkeypatch):
         loading._bundled(wrong)
 
 
-@pytest.mark.parametrize("paradigm", ["simclr", "supervised"])
+@pytest.mark.parametrize("paradigm", ["simclr", "vicreg", "supervised"])
 def test_training_script_runs_a_few_steps(tmp_path, paradigm):
     out = tmp_path / f"{paradigm}.safetensors"
     completed = subprocess.run(
@@ -133,8 +134,12 @@ def test_training_script_runs_a_few_steps(tmp_path, paradigm):
         keys = set(handle.keys())
     assert metadata["steps"] == "2" and metadata["architecture"] == "test_resnet"
     assert ("fc.weight" in keys) == (paradigm == "supervised")
-    # The projection head of SimCLR is not part of the backbone.
-    assert not any(key.startswith("projection") for key in keys)
+    # The projection head (SimCLR) or expander (VICReg) is not part of the backbone: the
+    # file holds exactly the architecture's tensors.
+    from pytest_sslrobust.backbones.training import build_model
+
+    expected = set(build_model(10 if paradigm == "supervised" else 0).state_dict())
+    assert keys == expected
 
 
 def test_nt_xent_matches_an_independent_computation():

@@ -245,7 +245,13 @@ _BUNDLED = (
     (
         "bundled-simclr",
         "self-supervised (contrastive)",
-        "d2a9560387fb996b06ae06612d9af7a12a2d3eed6b1a4d0c03abb8a97232662c",
+        "1dd866f72d2ac6ac2b1fda9299ee29e4918e94b109ac27939cc52717fe34e99b",
+        None,
+    ),
+    (
+        "bundled-vicreg",
+        "self-supervised (redundancy reduction)",
+        "e4444127876bcb19a31a95e28163d3a185ddd2cc14822ca647d3c4cee7e369f1",
         None,
     ),
     (
