@@ -11,17 +11,25 @@ drawn independently of its class, in ``biased-train``/``biased-test`` 90% of a c
 images sit on that class's photograph. A probe fitted on the unbiased split should show no
 gap; a probe fitted on the biased split can take the shortcut, and how far it does is a
 property of the representation (does it make the background easier to read than the
-digit?). Thresholds were measured on the embedded default and carry a margin.
+digit?). Thresholds were measured on the embedded default and carry a margin. Both
+per-model contracts measure robustness and fail on random weights
+(tests/test_example_suite_teeth.py); the last one compares paradigms.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from pytest_sslrobust import assert_bg_gap_below
+from pytest_sslrobust import assert_balanced_accuracy_above, assert_bg_gap_below
 from pytest_sslrobust.metrics import accuracy
 
 SWAPS = ("original", "only_fg", "mixed_same", "mixed_rand")
+MIXED_RAND_FLOOR = 0.5
+BIASED_GAP_LIMIT = 0.3
+# The bundled pair (as specs: the shipped weights, not an alias pointed at another file) on
+# which a paradigm finding is known not to reproduce, reported as an expected failure with
+# the measured numbers; on any other pair the contract is a contract.
+EMBEDDED_DEFAULT = {"bundled-simclr", "bundled-supervised"}
 
 
 def _predictions(sslrobust, split, train_split):
@@ -48,13 +56,15 @@ def _require_masks(sslrobust):
 
 
 def test_unbiased_probe_ignores_backgrounds(sslrobust):
-    """Probe fitted on uniform backgrounds: swapping backgrounds must not matter.
+    """Probe fitted on uniform backgrounds: swapping backgrounds must not matter, and the
+    digit must stay readable on a random class's background.
 
-    Measured (embedded default): BG-Gap 0.022 (bundled-simclr) and 0.015
-    (bundled-supervised): the same-class background is no more informative than a random
-    one. Limit 0.05. ImageNet-9 reports
-    BG-Gaps of 10-15 points for ImageNet-trained ResNet-50s, whose training data does
-    correlate backgrounds with classes.
+    Measured (embedded default): BG-Gap 0.015 (bundled-simclr), 0.024 (bundled-vicreg),
+    0.015 (bundled-supervised), limit 0.05; balanced accuracy on mixed_rand 0.920 [0.895,
+    0.942], 0.941 [0.920, 0.959], 0.855 [0.825, 0.883], floor 0.5 (MIXED_RAND_FLOOR). Random
+    weights have no gap either (0.006: they read nothing) but fail the floor. ImageNet-9
+    reports BG-Gaps of 10-15 points for ImageNet-trained ResNet-50s, whose training data
+    does correlate backgrounds with classes.
     """
     _require_masks(sslrobust)
     clean, predictions = _predictions(sslrobust, "test", "train")
@@ -68,36 +78,51 @@ def test_unbiased_probe_ignores_backgrounds(sslrobust):
         labels=clean,
         label="unbiased probe",
     )
+    # No gap is easy for a representation that reads nothing; the digit must also stay
+    # readable on a random class's background.
+    assert_balanced_accuracy_above(
+        predictions["mixed_rand"],
+        MIXED_RAND_FLOOR,
+        labels=clean,
+        label="unbiased probe on mixed_rand",
+        confidence=0.95,
+    )
 
 
 def test_biased_probe_background_shortcut(sslrobust):
     """Probe fitted where backgrounds predict the class (biased-train), scored on
     biased-test: the gap shows how readily the representation offers the shortcut.
 
-    Measured (embedded default): bundled-simclr 0.716 (mixed_same 0.764, mixed_rand 0.048:
-    its probe reads the photograph, not the digit), bundled-supervised 0.143 (0.963 vs
-    0.820). Limit 0.8: a probe that reads nothing but the background (mixed_rand at or
-    below chance, mixed_same at the background's 0.9 class agreement) exceeds it.
+    Measured (embedded default): bundled-simclr 0.078 [0.052, 0.104], bundled-vicreg 0.052
+    [0.030, 0.074], bundled-supervised 0.143 [0.111, 0.174]; random weights 0.687 (their
+    probe reads the photograph, not the digit). Limit 0.3 on the interval's upper end
+    (BIASED_GAP_LIMIT; margin 0.13).
     """
     _require_masks(sslrobust)
     if "biased-train" not in sslrobust.dataset.splits:
         pytest.skip(f"{sslrobust.dataset.spec} has no class-correlated split to fit on")
     clean, predictions = _predictions(sslrobust, "biased-test", "biased-train")
+    sslrobust.report.background(_accuracies(clean, predictions), condition="biased probe")
     assert_bg_gap_below(
         predictions["mixed_same"],
         predictions["mixed_rand"],
-        0.8,
+        BIASED_GAP_LIMIT,
         labels=clean,
         label="biased probe",
+        confidence=0.95,
     )
 
 
 def test_contrastive_offers_the_background_shortcut_more(sslrobust_models):
     """Ryali et al.'s observation as a contract: with class-correlated backgrounds, a probe
     on the contrastive representation leans on them more than one on the supervised
-    representation (larger biased BG-Gap). Skips unless the run has both paradigms.
+    representation (larger biased BG-Gap). A comparison: skips unless the run has both
+    paradigms.
 
-    Measured (embedded default): 0.716 vs 0.143.
+    Measured (embedded default): 0.078 vs 0.143, the opposite, so on the embedded pair the
+    test is an expected failure (xfail) that prints the numbers: the bundled contrastive
+    model trained on views pasted on random photographs, Ryali et al.'s own remedy
+    (docs/bundled-models.md, findings). On any other pair it is a contract.
     """
     contrastive, supervised = sslrobust_models.pair("contrastive", "supervised")
     if "biased-train" not in contrastive.dataset.splits:
@@ -108,4 +133,9 @@ def test_contrastive_offers_the_background_shortcut_more(sslrobust_models):
         accuracy_by_swap = _accuracies(*_predictions(facade, "biased-test", "biased-train"))
         gaps[facade.backbone.name] = accuracy_by_swap["mixed_same"] - accuracy_by_swap["mixed_rand"]
     c, s = gaps[contrastive.backbone.name], gaps[supervised.backbone.name]
+    if c <= s and {contrastive.backbone.spec, supervised.backbone.spec} <= EMBEDDED_DEFAULT:
+        pytest.xfail(
+            f"Ryali et al.'s observation does not reproduce on the embedded default: biased "
+            f"BG-Gap contrastive {c:.3f}, supervised {s:.3f} (docs/bundled-models.md, findings)"
+        )
     assert c > s, f"biased BG-Gap: contrastive {c:.3f} is not above supervised {s:.3f}"

@@ -10,8 +10,9 @@ features are to the augmentations SSL trains with; and, as the paper does with t
 convolutional layer's attribution, where on the image the evidence sits (Grad-CAM mass on
 the object's mask).
 
-Thresholds were measured on the embedded default (seed 0) and carry a margin; the comments
-give the measured values.
+Thresholds were measured on the embedded default (seed 0) and carry a margin; the
+docstrings give the measured values. Every contract here fails on random weights
+(tests/test_example_suite_teeth.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ import torch
 
 from pytest_sslrobust import assert_balanced_accuracy_above, assert_foreground_focus_above
 from pytest_sslrobust.metrics import invariance
+
+NEAR_FLOOR = 0.5
+FAR_FLOOR = 0.5
+AUGMENT_FLOOR = 0.4
+FOCUS_OVER_CHANCE = 1.3
 
 
 def _confidence(sslrobust):
@@ -35,12 +41,11 @@ def _confidence(sslrobust):
 def test_near_target(sslrobust):
     """The probe on the run's data: accuracy and prediction confidence.
 
-    Measured (embedded default): balanced accuracy bundled-simclr 0.165 [0.133, 0.196],
-    bundled-supervised 0.920 [0.897, 0.941] (it was trained on these labels); mean top-1
-    probability 0.30 and 0.96: the supervised representation is read out with far more
-    confidence. Contract: 1.2 x chance (0.12 here) at 95% confidence, and a confidence
-    above chance. Published: SSL ResNet-50s reach 70-75% ImageNet linear accuracy,
-    supervised 76%.
+    Measured (embedded default): balanced accuracy bundled-simclr 0.965 [0.950, 0.980],
+    bundled-vicreg 0.972 [0.957, 0.985], bundled-supervised 0.920 [0.897, 0.941]; mean top-1
+    probability 0.963, 0.980, 0.960. Contract: 0.5 (NEAR_FLOOR) at 95% confidence (random
+    weights: 0.144), and a confidence above chance. Published: SSL ResNet-50s reach 70-75%
+    ImageNet linear accuracy, supervised 76%.
     """
     test = sslrobust.features("original", split="test")
     predictions = sslrobust.predictions("original", readout="linear-probe")
@@ -49,9 +54,10 @@ def test_near_target(sslrobust):
         *_logits_and_labels(sslrobust), confidence_by_variant={"near": confidence}
     )
     chance = 1 / len(sslrobust.dataset.classes)
-    assert_balanced_accuracy_above(
-        predictions, 1.2 * chance, labels=test, label="near", confidence=0.95
+    result = assert_balanced_accuracy_above(
+        predictions, NEAR_FLOOR, labels=test, label="near", confidence=0.95
     )
+    sslrobust.report.transfer("near", result, confidence=confidence)
     assert chance < confidence <= 1.0, f"mean confidence {confidence:.4f} is at or below chance"
 
 
@@ -59,42 +65,56 @@ def test_far_target(sslrobust):
     """The probe on the far target (``--sslrobust-far-data``; default shapes on unseen
     photographs, 4 classes, chance 0.25).
 
-    Measured (embedded default): bundled-simclr 0.348 [0.306, 0.389], bundled-supervised
-    0.827 [0.794, 0.858]: digit features transfer to shapes (raw pixels score 0.28,
-    docs/bundled-data.md). Contract: 1.12 x chance (0.28) at 95% confidence, and a
+    Measured (embedded default): bundled-simclr 0.913 [0.887, 0.937], bundled-vicreg 0.904
+    [0.878, 0.929], bundled-supervised 0.827 [0.794, 0.858]: digit features transfer to
+    shapes, the self-supervised ones better (raw pixels score 0.28, docs/bundled-data.md;
+    random weights 0.285 [0.246, 0.325]). Contract: 0.5 (FAR_FLOOR) at 95% confidence, and a
     confidence above chance.
     """
     sslrobust = sslrobust.with_data(sslrobust.settings.far_data)
     test = sslrobust.features("original", split="test")
     predictions = sslrobust.predictions("original", readout="linear-probe")
     chance = 1 / len(sslrobust.dataset.classes)
-    assert_balanced_accuracy_above(
-        predictions, 1.12 * chance, labels=test, label="far", confidence=0.95
+    confidence = _confidence(sslrobust)
+    result = assert_balanced_accuracy_above(
+        predictions, FAR_FLOOR, labels=test, label="far", confidence=0.95
     )
-    assert chance < _confidence(sslrobust) <= 1.0
+    sslrobust.report.transfer("far", result, confidence=confidence)
+    assert chance < confidence <= 1.0, f"mean confidence {confidence:.4f} is at or below chance"
 
 
 def test_invariance_to_training_augmentations(sslrobust):
-    """Mean cosine similarity between each test image's features and those of a
-    SimCLR-style view of it (crop, colour jitter, greyscale: the ``augment`` variant).
+    """How the representation treats the augmentations SSL trains with (crop, colour
+    jitter, greyscale: the ``augment`` variant of each test image).
 
-    Measured (embedded default): bundled-simclr 0.808, bundled-supervised 0.863: at this
-    scale the contrastive model is not the more invariant one. Contract: above 0.5 (features
-    of a view and its image must stay clearly aligned).
+    Two numbers. The invariance of the features, the mean cosine similarity between each
+    image's features and those of its view, goes to the report: it is not a contract,
+    because a network that sees nothing is perfectly invariant (random weights: 0.971;
+    measured: bundled-simclr 0.742, bundled-vicreg 0.882, bundled-supervised 0.863). The
+    contract is that the class survives the augmentation: the probe fitted on clean
+    features reads the views at 0.4 (AUGMENT_FLOOR) or more at 95% confidence (measured:
+    bundled-simclr 0.496 [0.453, 0.537], bundled-vicreg 0.526 [0.484, 0.568],
+    bundled-supervised 0.645 [0.604, 0.682]; margin 0.05; random weights 0.137 [0.111, 0.163]).
     """
     clean = sslrobust.features("original", split="test")
     view = sslrobust.features("augment", split="test")
     score = invariance(clean.features, view.features)
-    assert score > 0.5, f"invariance {score:.4f} to augmented views is below 0.5"
+    sslrobust.report.transfer("near", invariance=score)
+    predictions = sslrobust.predictions("augment", readout="linear-probe")
+    assert_balanced_accuracy_above(
+        predictions, AUGMENT_FLOOR, labels=clean, label="augmented views", confidence=0.95
+    )
 
 
 def test_evidence_sits_on_the_object(sslrobust):
     """Grad-CAM (through the probe, for the true class) share of mass on the digit's mask.
 
-    Measured (embedded default, 64 images): bundled-simclr 0.187 [0.162, 0.219],
-    bundled-supervised 0.220 [0.207, 0.235], against 0.134 for a map that ignores the
-    object (the strokes' share of the image). Contract: 1.1 x that chance level, decided on
-    the interval's low end: the evidence must lean towards the object.
+    Measured (embedded default, 64 images): bundled-simclr 0.265 [0.249, 0.283],
+    bundled-vicreg 0.250 [0.227, 0.275], bundled-supervised 0.220 [0.207, 0.235], against
+    0.134 for a map that ignores the object (the strokes' share of the image); random
+    weights 0.202 [0.172, 0.236]. Contract: 1.3 x that chance level (FOCUS_OVER_CHANCE, 0.174
+    here), decided on the interval's low end (margin 0.03 for the supervised model): the
+    evidence must lean towards the object.
     """
     if not sslrobust.dataset.has_masks:
         pytest.skip(f"{sslrobust.dataset.spec} has no foreground masks")
@@ -105,7 +125,7 @@ def test_evidence_sits_on_the_object(sslrobust):
     ]
     sslrobust.report.attribution(maps, masked)  # where the evidence goes when parts go missing
     chance = float(maps.chance_focus().mean())
-    assert_foreground_focus_above(maps, 1.1 * chance, confidence=0.95)
+    assert_foreground_focus_above(maps, FOCUS_OVER_CHANCE * chance, confidence=0.95)
 
 
 def _logits_and_labels(sslrobust):

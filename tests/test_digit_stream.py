@@ -45,8 +45,14 @@ def test_only_the_digit_is_shared_between_views():
     outside the warped matte and the digit's colour inside: its pixels say nothing but the
     shape, and the two views' colours differ."""
     settings = dataclasses.replace(
-        SMALL, noise_std=0.0, brightness=0.0, contrast=0.0, rotation_deg=0.0, shear_deg=0.0,
-        scale=(1.0, 1.0), translate_px=0.0,
+        SMALL,
+        noise_std=0.0,
+        brightness=0.0,
+        contrast=0.0,
+        rotation_deg=0.0,
+        shear_deg=0.0,
+        scale=(1.0, 1.0),
+        translate_px=0.0,
     )
     flat = DigitStream(settings, seed=0)
     instances = flat.instances(8)
@@ -57,7 +63,8 @@ def test_only_the_digit_is_shared_between_views():
             outside = image[:, matte == 0]
             assert (outside - outside[:, :1]).abs().max() <= 1  # one flat colour
             inside = image[:, matte > 0.99].float()
-            assert (inside - inside[:, :1]).abs().max() <= 1  # the digit's one colour
+            # matte > 0.99 mixes in up to 1% of the background: 2.55 grey levels, rounded
+            assert (inside - inside[:, :1]).abs().max() <= 3  # the digit's one colour
     inside_first = first.float()[:, :, 32, 32]
     assert not torch.equal(inside_first, second.float()[:, :, 32, 32])
 
@@ -84,9 +91,12 @@ def test_vicreg_loss_matches_an_independent_computation():
         c = np.cov(z, rowvar=False)
         return (np.sum(c**2) - np.sum(np.diag(c) ** 2)) / z.shape[1]
 
-    expected = 25 * invariance + 25 * (variance(z1) + variance(z2)) + covariance(z1) + covariance(z2)
+    expected = (
+        25 * invariance + 25 * (variance(z1) + variance(z2)) + covariance(z1) + covariance(z2)
+    )
     got = vicreg_loss(torch.from_numpy(z1), torch.from_numpy(z2))
     assert float(got) == pytest.approx(expected, rel=1e-9)
-    # The variance hinge is what stops collapse: identical constant embeddings cost 2 * 25.
+    # The variance hinge is what stops collapse: identical constant embeddings cost
+    # 2 x 25 x (1 - sqrt(1e-4)) and nothing else.
     constant = torch.zeros(32, 6)
-    assert float(vicreg_loss(constant, constant)) == pytest.approx(50.0, abs=0.1)
+    assert float(vicreg_loss(constant, constant)) == pytest.approx(49.5, abs=1e-4)

@@ -62,6 +62,16 @@ PAYLOAD_EXAMPLES: dict[str, dict[str, Any]] = {
         "protocol": {"data": "d"},
     },
     "preview": {"images": [{"id": "original", "uri": "data:image/png;base64,"}], "source": "s"},
+    "transfer": {
+        "target": "far",
+        "metric": "balanced_accuracy",
+        "data": "bundled:textured-shapes",
+        "accuracy": 0.62,
+        "interval": {"low": 0.58, "high": 0.66},
+        "chance": 0.25,
+        "confidence": 0.7,
+        "invariance": 0.8,
+    },
 }
 
 

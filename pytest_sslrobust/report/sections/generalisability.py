@@ -308,13 +308,12 @@ def checks(document: ReportDocument) -> list[ChanceCheck]:
     ]
 
 
-# TransferPayload is read by this section but not listed in ``payloads`` (the registry's
-# PAYLOADS) until tests/test_report_sections.py gives the kind an example payload.
 SECTION = Section(
     "generalisability",
     "generalisability",
     "Generalisability",
     render,
+    payloads=(TransferPayload,),
     headlines=headlines,
     checks=checks,
 )
