@@ -217,6 +217,15 @@ def _schedule(total: int, warmup: int) -> Any:
     return rate
 
 
+def _step(optimiser: torch.optim.Optimizer, schedule: Any, loss: torch.Tensor) -> float:
+    """One optimisation step on ``loss``; returns its value."""
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    optimiser.step()
+    schedule.step()
+    return float(loss.detach())
+
+
 def background_contrast(recipe: Recipe, step: int, total: int) -> float:
     """The stream's background contrast at ``step`` of ``total`` (the recipe's ramp)."""
     start, end, ramp_from, ramp_to = recipe.contrast_ramp
@@ -270,11 +279,7 @@ def _train_stream(
             loss = nt_xent(z1, z2, recipe.temperature)
         else:
             loss = vicreg_loss(z1, z2, recipe.vicreg_weights)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        schedule.step()
-        loss_value = float(loss.detach())
+        loss_value = _step(optimiser, schedule, loss)
         if log is not None and (step % every == 0 or step == total):
             log(
                 f"{recipe.paradigm}: step {step}/{total} loss {loss_value:.4f} "
@@ -328,12 +333,8 @@ def train(
                 break
             batch = order[index * recipe.batch_size : (index + 1) * recipe.batch_size]
             loss = F.cross_entropy(model(_views(images[batch], transform)), labels[batch])
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            schedule.step()
+            loss_value = _step(optimiser, schedule, loss)
             step += 1
-            loss_value = float(loss.detach())
             if log is not None and (step % steps_per_epoch == 0 or step == total):
                 log(
                     f"{paradigm}: step {step}/{total} epoch {step // steps_per_epoch} "
