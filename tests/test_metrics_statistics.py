@@ -261,3 +261,29 @@ def test_bad_inputs():
         cka_interval(np.ones((5, 2)), np.ones((6, 2)), linear_cka)
     with pytest.raises(ValueError, match="callable"):
         cka_interval(np.eye(5), np.eye(5), metric="linear")
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_linear_cka_interval_gram_form_equals_one_cka_per_resample(seed):
+    """The default metric's bootstrap runs on Gram matrices, all resamples of a block at
+    once; it must give what linear_cka gives on each resampled pair of row sets."""
+    from pytest_sslrobust.metrics.similarity import linear_cka
+    from pytest_sslrobust.metrics.statistics import cka_interval
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(120, 12)) + 5.0  # an offset: centring happens per resample
+    y = np.tanh(x[:, :7] @ rng.normal(size=(7, 9))) + 0.5 * rng.normal(size=(120, 9))
+    fast = cka_interval(x, y, resamples=300, seed=seed)
+    slow = cka_interval(x, y, lambda a, b: linear_cka(a, b), resamples=300, seed=seed)
+    assert fast.low == pytest.approx(slow.low, abs=1e-12)
+    assert fast.high == pytest.approx(slow.high, abs=1e-12)
+    assert fast.estimate == pytest.approx(linear_cka(x, y), abs=1e-12)
+
+
+def test_linear_cka_interval_refuses_a_degenerate_resample():
+    from pytest_sslrobust.metrics.statistics import cka_interval
+
+    x = np.zeros((20, 3))
+    x[0] = 1.0  # constant unless the resample draws row 0
+    with pytest.raises(ValueError, match="finite"):
+        cka_interval(x, np.random.default_rng(0).normal(size=(20, 3)), resamples=200)
