@@ -558,23 +558,22 @@ def cka_interval(
     """
     a, b = _checks.paired(x, y)
     fn = _default_metric(metric)
-    if fn is _default_metric(None) and a.shape[0] <= _GRAM_ROWS:
-        return bootstrap(
-            _linear_cka_resamples(a, b),
-            a.shape[0],
-            resamples=resamples,
-            confidence=confidence,
-            seed=seed,
-            vectorized=True,
-            digits=4,
-        )
-    rows_x, rows_y = _rows(x, a), _rows(y, b)
+    vectorized = fn is _default_metric(None) and a.shape[0] <= _GRAM_ROWS
+    if vectorized:
+        statistic = _linear_cka_resamples(a, b)
+    else:
+        rows_x, rows_y = _rows(x, a), _rows(y, b)
+
+        def statistic(idx: np.ndarray) -> float:
+            return float(fn(rows_x(idx), rows_y(idx)))
+
     return bootstrap(
-        lambda idx: float(fn(rows_x(idx), rows_y(idx))),
+        statistic,
         a.shape[0],
         resamples=resamples,
         confidence=confidence,
         seed=seed,
+        vectorized=vectorized,
         digits=4,
     )
 
